@@ -1,0 +1,98 @@
+//! Mock-only controls under `/_mock/`: the virtual clock, reset, health.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Shared;
+use super::errors::ApiError;
+use crate::clock::{parse_rfc3339, rfc3339};
+
+fn clock_json(s: &Shared) -> Response {
+    let snap = s.clock.snapshot();
+    Json(json!({"now": rfc3339(snap.now_ms), "frozen": snap.frozen, "offset_seconds": snap.offset_ms as f64 / 1000.0})).into_response()
+}
+
+pub async fn get_clock(State(s): State<Shared>) -> Response {
+    clock_json(&s)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    advance_seconds: Option<f64>,
+    advance_ms: Option<i64>,
+    set: Option<String>,
+    freeze: Option<bool>,
+    offset_seconds: Option<f64>,
+}
+
+/// Parses an optional JSON body: empty and `{}` mean "no options".
+pub fn optional_json<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        ApiError::validation(vec![msg.split(" at line").next().unwrap_or(&msg).to_string()])
+    })
+}
+
+/// `POST /_mock/clock`: `{"advance_seconds": n}`, `{"advance_ms": n}`, `{"set": "<RFC 3339>"}`,
+/// `{"freeze": bool}`, `{"offset_seconds": n}`; applied in the order set, offset, freeze, advance.
+pub async fn post_clock(State(s): State<Shared>, body: Bytes) -> Response {
+    let c: ClockChange = match optional_json(&body) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let set = match c.set.as_deref().map(|v| (v, parse_rfc3339(v))) {
+        Some((v, None)) => return ApiError::validation(vec![format!("set: not an RFC 3339 timestamp: {v}")]).into_response(),
+        Some((_, Some(ms))) => Some(ms),
+        None => None,
+    };
+    for (name, v) in [("advance_seconds", c.advance_seconds), ("offset_seconds", c.offset_seconds)] {
+        if let Some(x) = v
+            && (!x.is_finite() || x.abs() > 1e11)
+        {
+            return ApiError::validation(vec![format!("{name}: out of range: {x}")]).into_response();
+        }
+    }
+    if let Some(ms) = set {
+        s.clock.set_ms(ms);
+    }
+    if let Some(o) = c.offset_seconds {
+        s.clock.set_offset_ms((o * 1000.0).round() as i64);
+    }
+    if let Some(f) = c.freeze {
+        s.clock.freeze(f);
+    }
+    if let Some(a) = c.advance_seconds {
+        s.clock.advance_ms((a * 1000.0).round() as i64);
+    }
+    if let Some(a) = c.advance_ms {
+        s.clock.advance_ms(a);
+    }
+    clock_json(&s)
+}
+
+/// `POST /_mock/reset`: the tenant as configured, the clock as started, empty logs.
+pub async fn reset(State(s): State<Shared>, body: Bytes) -> Response {
+    if let Err(e) = optional_json::<serde_json::Value>(&body) {
+        return e.into_response();
+    }
+    s.clock.reset();
+    match (s.rebuild)() {
+        Ok(t) => {
+            *s.tenant.lock() = t;
+            Json(json!({"reset": true})).into_response()
+        }
+        Err(e) => ApiError::validation(vec![format!("reset failed: {e}")]).into_response(),
+    }
+}
+
+pub async fn health() -> &'static str {
+    "ok"
+}
