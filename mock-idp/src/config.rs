@@ -486,6 +486,11 @@ impl TenantConfig {
         Ok(cfg)
     }
 
+    /// Validates a config built or changed in code (no source text, so errors carry no line numbers).
+    pub fn check(&self, file: &str) -> Result<(), ConfigError> {
+        self.validate("", file)
+    }
+
     fn validate(&self, src: &str, file: &str) -> Result<(), ConfigError> {
         let err = |field: String, needle: &str, message: String| {
             let (line, column) = if needle.is_empty() { (None, None) } else { locate(src, needle) };

@@ -1,0 +1,125 @@
+//! Finding and parsing scenario files. Errors name file, line, column and field.
+
+use std::path::{Path, PathBuf};
+
+use mock_idp::config::ConfigError;
+
+use super::model::{Action, Scenario};
+
+/// A parsed scenario and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub scenario: Scenario,
+}
+
+fn locate(src: &str, needle: &str) -> (Option<usize>, Option<usize>) {
+    for (i, line) in src.lines().enumerate() {
+        if let Some(c) = line.find(needle) {
+            return (Some(i + 1), Some(c + 1));
+        }
+    }
+    (None, None)
+}
+
+/// Parses scenario YAML; `file` names the source in errors.
+pub fn parse(src: &str, file: &str) -> Result<Scenario, ConfigError> {
+    let de = serde_yaml::Deserializer::from_str(src);
+    let s: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        // A YAML syntax error has no field path ("?"): say nothing rather than "?".
+        let field = Some(e.path().to_string()).filter(|p| p != "?" && p != ".").unwrap_or_default();
+        let inner = e.into_inner();
+        let loc = inner.location();
+        let mut message = inner.to_string();
+        if let Some(pos) = message.find(" at line ") {
+            message.truncate(pos);
+        }
+        ConfigError { file: file.into(), line: loc.as_ref().map(|l| l.line()), column: loc.as_ref().map(|l| l.column()), field, message }
+    })?;
+    let err = |field: String, needle: &str, message: String| {
+        let (line, column) = locate(src, needle);
+        ConfigError { file: file.into(), line, column, field, message }
+    };
+    if s.name.trim().is_empty() {
+        return Err(err("name".into(), "name:", "a scenario needs a name".into()));
+    }
+    if s.steps.is_empty() {
+        return Err(err("steps".into(), "steps:", "a scenario needs at least one step".into()));
+    }
+    for (i, step) in s.steps.iter().enumerate() {
+        let actor = match &step.action {
+            Action::SignIn(a) => Some(&a.actor),
+            Action::Request(a) => Some(&a.actor),
+            Action::SignOut(a) => Some(&a.actor),
+            Action::IdpLogin(a) => Some(&a.actor),
+            Action::IdpRefresh(a) => Some(&a.actor),
+            _ => None,
+        };
+        if let Some(a) = actor
+            && !s.actors.is_empty()
+            && !s.actors.contains_key(a)
+        {
+            return Err(err(
+                format!("steps[{i}].{}.actor", step.action.name()),
+                &format!("actor: {a}"),
+                format!("unknown actor {a:?}; declared: {}", s.actors.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ));
+        }
+        if let Action::Check(c) = &step.action {
+            for a in c.sessions.keys() {
+                if !s.actors.is_empty() && !s.actors.contains_key(a) {
+                    return Err(err(format!("steps[{i}].check.sessions.{a}"), a, format!("unknown actor {a:?}")));
+                }
+            }
+        }
+    }
+    for r in s.requires.iter() {
+        if !matches!(r.as_str(), "browser" | "node") {
+            return Err(err("requires".into(), r, format!("unknown requirement {r:?}: browser or node")));
+        }
+    }
+    Ok(s)
+}
+
+/// Reads one file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let name = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: name.clone(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    Ok(Loaded { path: path.to_path_buf(), scenario: parse(&src, &name)? })
+}
+
+/// Every `*.yaml`/`*.yml` under the paths (files are taken as given), sorted by path.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)?.filter_map(Result::ok).map(|e| e.path()).collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out)?;
+            }
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    for p in paths {
+        if !p.exists() {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+        if p.is_file() {
+            out.push(p.clone());
+        } else {
+            walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

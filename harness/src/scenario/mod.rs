@@ -1,0 +1,242 @@
+//! Scenarios: the model (serde), loading with located errors, the runner, and reports.
+
+pub mod load;
+pub mod model;
+pub mod report;
+pub mod runner;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use runner::{Outcome, RunOptions, ScenarioReport};
+
+/// What `harness run` was asked to do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files or folders (default: scenarios/).
+    pub paths: Vec<PathBuf>,
+    /// How many scenarios run at once (each has its own IdP and stub BSR).
+    #[arg(long, default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Only scenarios whose name, case or a tag contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Run each scenario N times and report any outcome that differs (the flake detector for races).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Run the K-th of N shards of the library (1-based), e.g. 2/4.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Use an already running mock-idp (scenarios then run one at a time, with /_mock/reset between).
+    #[arg(long, env = "HARNESS_IDP_URL")]
+    pub idp_url: Option<String>,
+    /// Turn skips (missing Chromium or Node.js) into failures.
+    #[arg(long)]
+    pub require_all: bool,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the whole run as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with timelines here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Print nothing but the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+}
+
+/// Parses `K/N`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard {s}: expected K/N, e.g. 1/4"))?;
+    let (k, n): (usize, usize) = (
+        k.parse().map_err(|_| format!("--shard {s}: K is not a number"))?,
+        n.parse().map_err(|_| format!("--shard {s}: N is not a number"))?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("--shard {s}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// Loads the scenarios a run covers; errors are file errors (exit 2).
+pub fn select(args: &RunArgs) -> Result<Vec<load::Loaded>, Vec<String>> {
+    let paths = if args.paths.is_empty() { vec![PathBuf::from("scenarios")] } else { args.paths.clone() };
+    let files = load::discover(&paths).map_err(|e| vec![e])?;
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match load::load(&f) {
+            Ok(l) => out.push(l),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for l in &out {
+        if let Some(prev) = names.insert(l.scenario.name.clone(), l.path.display().to_string()) {
+            errors.push(format!("{}: field `name`: {} is also the name of {prev}", l.path.display(), l.scenario.name));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if let Some(f) = &args.filter {
+        out.retain(|l| {
+            let s = &l.scenario;
+            s.name.contains(f.as_str()) || s.case.as_deref().is_some_and(|c| c == f) || s.tags.iter().any(|t| t == f)
+        });
+    }
+    out.sort_by(|a, b| a.scenario.name.cmp(&b.scenario.name));
+    if let Some(sh) = &args.shard {
+        let (k, n) = parse_shard(sh).map_err(|e| vec![e])?;
+        out = out.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, l)| l).collect();
+    }
+    Ok(out)
+}
+
+/// Runs the selected scenarios (in parallel unless they share one IdP) and returns every report, in
+/// scenario order; with `--repeat`, one report per scenario (the first run's) plus flake failures.
+pub async fn run_all(list: Vec<load::Loaded>, args: &RunArgs, progress: bool) -> Vec<ScenarioReport> {
+    let opts = Arc::new(RunOptions {
+        idp_url: args.idp_url.clone(),
+        browser_available: on_path("chromedriver") || std::env::var_os("CHROMEDRIVER").is_some(),
+        node_available: on_path("node"),
+    });
+    let jobs = if args.idp_url.is_some() { 1 } else { args.jobs.max(1) };
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let repeat = args.repeat.max(1);
+    let mut handles = Vec::new();
+    for l in list {
+        let (opts, sem) = (opts.clone(), sem.clone());
+        handles.push(tokio::spawn(async move {
+            let mut runs = Vec::with_capacity(repeat);
+            for _ in 0..repeat {
+                let _permit = sem.acquire().await;
+                let r = runner::run(&l, &opts).await;
+                if progress {
+                    let mark = match &r.outcome {
+                        Outcome::Passed => "pass",
+                        Outcome::Failed { .. } => "FAIL",
+                        Outcome::Skipped { .. } => "skip",
+                    };
+                    eprintln!("{mark} {} ({} ms)", r.name, r.duration_ms);
+                }
+                runs.push(r);
+            }
+            runs
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        let Ok(mut runs) = h.await else { continue };
+        let first_sig = runs[0].outcome.signature();
+        let differing: Vec<String> = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.outcome.signature() != first_sig)
+            .map(|(i, r)| format!("run {}: {}", i + 1, r.outcome.signature()))
+            .collect();
+        let mut first = runs.remove(0);
+        if !differing.is_empty() {
+            first.outcome = Outcome::Failed {
+                step: None,
+                message: format!("flaky: {} of {repeat} runs differ from run 1 ({first_sig}); {}", differing.len(), differing.join("; ")),
+            };
+        }
+        out.push(first);
+    }
+    out
+}
+
+/// `harness run`: exit 0 when all pass, 1 when any fails, 2 on usage or scenario-file errors.
+pub async fn cli_run(args: RunArgs) -> i32 {
+    let list = match select(&args) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("harness: {e}");
+            }
+            return 2;
+        }
+    };
+    if list.is_empty() {
+        eprintln!("harness: no scenarios selected");
+        return 2;
+    }
+    let mut reports = run_all(list, &args, !args.quiet).await;
+    if args.require_all {
+        for r in &mut reports {
+            if let Outcome::Skipped { reason } = &r.outcome {
+                r.outcome = Outcome::Failed { step: None, message: format!("skipped, and --require-all was given: {reason}") };
+            }
+        }
+    }
+    for r in &reports {
+        if let Some(d) = report::failure_detail(r) {
+            eprintln!("{d}");
+        }
+    }
+    print!("{}", report::terminal(&reports));
+    let write = |p: &PathBuf, s: String| {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(p, s) {
+            eprintln!("harness: cannot write {}: {e}", p.display());
+        }
+    };
+    if let Some(p) = &args.junit {
+        write(p, report::junit(&reports));
+    }
+    if let Some(p) = &args.json {
+        write(p, report::json(&reports));
+    }
+    if let Some(p) = &args.html {
+        write(p, report::html(&reports));
+    }
+    if report::totals(&reports).failed > 0 { 1 } else { 0 }
+}
+
+/// `harness list`: scenarios with their case and tags.
+pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
+    let args = RunArgs {
+        paths,
+        jobs: 1,
+        filter: None,
+        repeat: 1,
+        shard: None,
+        idp_url: None,
+        require_all: false,
+        junit: None,
+        json: None,
+        html: None,
+        quiet: true,
+    };
+    match select(&args) {
+        Ok(list) => {
+            for l in list {
+                let s = &l.scenario;
+                println!("{:<48} {:<5} [{}]  {}", s.name, s.case.clone().unwrap_or_default(), s.tags.join(", "), l.path.display());
+            }
+            0
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("harness: {e}");
+            }
+            2
+        }
+    }
+}
