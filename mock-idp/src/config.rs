@@ -404,6 +404,43 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Turns a serde_yaml error (with its serde path) into a located [`ConfigError`]. serde_yaml reports
+/// errors raised inside a mapping at the mapping's start and prefixes the message with the mapping's
+/// path; this moves the position to the offending key itself (searched from the reported line on) and
+/// drops the repeated path, so the message reads `file:line:col: field `a.b.c`: what is wrong`.
+pub fn yaml_error(e: serde_path_to_error::Error<serde_yaml::Error>, src: &str, file: &str) -> ConfigError {
+    let path = e.path().to_string();
+    let field = Some(path.clone()).filter(|p| p != "?" && p != ".").unwrap_or_default();
+    let inner = e.into_inner();
+    let loc = inner.location();
+    let mut message = inner.to_string();
+    if let Some(pos) = message.find(" at line ") {
+        message.truncate(pos);
+    }
+    // Drop a leading "<path>: " that repeats (a prefix of) the field path.
+    if let Some((head, rest)) = message.split_once(": ")
+        && !head.contains(' ')
+        && !head.is_empty()
+        && field.starts_with(head)
+    {
+        message = rest.to_string();
+    }
+    let (mut line, mut column) = (loc.as_ref().map(|l| l.line()), loc.as_ref().map(|l| l.column()));
+    // The last path segment that is a key name (not an index) is what the user must change.
+    let key = field.rsplit('.').next().map(|k| k.split('[').next().unwrap_or(k)).filter(|k| !k.is_empty());
+    if let (Some(key), Some(start)) = (key, line) {
+        let needle = format!("{key}:");
+        for (i, l) in src.lines().enumerate().skip(start.saturating_sub(1)).take(200) {
+            if let Some(c) = l.find(&needle) {
+                line = Some(i + 1);
+                column = Some(c + 1);
+                break;
+            }
+        }
+    }
+    ConfigError { file: file.into(), line, column, field, message }
+}
+
 /// Finds the 1-based line and column of the first occurrence of `needle` in `src`.
 fn locate(src: &str, needle: &str) -> (Option<usize>, Option<usize>) {
     for (i, line) in src.lines().enumerate() {
@@ -465,23 +502,7 @@ impl TenantConfig {
     /// Parses and validates tenant YAML; `file` names the source in errors.
     pub fn parse(src: &str, file: &str) -> Result<Self, ConfigError> {
         let de = serde_yaml::Deserializer::from_str(src);
-        let cfg: TenantConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let loc = inner.location();
-            let mut message = inner.to_string();
-            // serde_yaml appends " at line L column C"; the location is printed in front instead.
-            if let Some(pos) = message.find(" at line ") {
-                message.truncate(pos);
-            }
-            ConfigError {
-                file: file.into(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                field,
-                message,
-            }
-        })?;
+        let cfg: TenantConfig = serde_path_to_error::deserialize(de).map_err(|e| yaml_error(e, src, file))?;
         cfg.validate(src, file)?;
         Ok(cfg)
     }
@@ -698,7 +719,8 @@ mod tests {
         assert_eq!(e.field, "apps[0].settings.oauthClient.refresh_token.leeway");
         let expected_line = src.lines().position(|l| l.contains("leeway: 90")).unwrap() + 1;
         assert_eq!(e.line, Some(expected_line));
-        assert!(e.column.is_some());
+        let expected_col = src.lines().nth(expected_line - 1).unwrap().find("leeway:").unwrap() + 1;
+        assert_eq!(e.column, Some(expected_col), "the column of the `leeway` key itself");
         assert_eq!(e.message, "leeway must be between 0 and 60 seconds (Okta's range), got 90");
         assert!(e.to_string().starts_with(&format!("tenant.yaml:{expected_line}:")), "{e}");
     }

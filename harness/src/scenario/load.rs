@@ -25,17 +25,7 @@ fn locate(src: &str, needle: &str) -> (Option<usize>, Option<usize>) {
 /// Parses scenario YAML; `file` names the source in errors.
 pub fn parse(src: &str, file: &str) -> Result<Scenario, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(src);
-    let s: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
-        // A YAML syntax error has no field path ("?"): say nothing rather than "?".
-        let field = Some(e.path().to_string()).filter(|p| p != "?" && p != ".").unwrap_or_default();
-        let inner = e.into_inner();
-        let loc = inner.location();
-        let mut message = inner.to_string();
-        if let Some(pos) = message.find(" at line ") {
-            message.truncate(pos);
-        }
-        ConfigError { file: file.into(), line: loc.as_ref().map(|l| l.line()), column: loc.as_ref().map(|l| l.column()), field, message }
-    })?;
+    let s: Scenario = serde_path_to_error::deserialize(de).map_err(|e| mock_idp::config::yaml_error(e, src, file))?;
     let err = |field: String, needle: &str, message: String| {
         let (line, column) = locate(src, needle);
         ConfigError { file: file.into(), line, column, field, message }

@@ -1001,9 +1001,6 @@ impl Tenant {
                 m.insert("aud".into(), json!(r.aud));
                 m.insert("iss".into(), json!(r.iss));
                 m.insert("jti".into(), json!(r.jti));
-                if r.kind == TokenKind::Access {
-                    m.insert("token_type".into(), json!("Bearer"));
-                }
                 if !r.user_id.is_empty() {
                     m.insert("uid".into(), json!(r.user_id));
                 }

@@ -124,13 +124,15 @@ pub async fn authorize(
     let hint = req.login_hint.clone();
     let prefix = server.path_prefix();
     let key = t.park_authorize(req, now);
+    let base = t.base_url.clone();
     drop(t);
     let from = format!("{prefix}/v1/authorize/redirect?okta_key={key}");
     let mut pairs = vec![("fromURI", from.as_str())];
     if let Some(h) = &hint {
         pairs.push(("login_hint", h));
     }
-    redirect(&with_params("/login/login.htm", &pairs, false))
+    // Okta redirects with absolute URLs.
+    redirect(&with_params(&format!("{base}/login/login.htm"), &pairs, false))
 }
 
 #[derive(Deserialize)]
@@ -155,7 +157,7 @@ pub async fn resume(State(s): State<Shared>, path: Option<Path<String>>, RawQuer
             ServerId::path_prefix(&t.server(id.as_deref()).unwrap_or(ServerId::Org)),
             q.okta_key.unwrap_or_default()
         );
-        return redirect(&with_params("/login/login.htm", &[("fromURI", &from)], false));
+        return redirect(&with_params(&format!("{}/login/login.htm", t.base_url), &[("fromURI", &from)], false));
     };
     let Some(req) = q.okta_key.as_deref().and_then(|k| t.take_parked(k, now)) else {
         return ErrorPage(OAuthError::invalid_request(
@@ -237,7 +239,8 @@ pub async fn login_submit(State(s): State<Shared>, headers: HeaderMap, body: Byt
             }
         }
     };
-    let mut r = redirect(&from);
+    let base = s.tenant.lock().base_url.clone();
+    let mut r = redirect(&format!("{base}{from}"));
     set_cookie(&mut r, session_cookie(&sid));
     r
 }
@@ -260,11 +263,10 @@ pub async fn authn(State(s): State<Shared>, body: Bytes) -> Response {
     let req: AuthnRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return ApiError::bad_request(format!(
-                "The request body was not well-formed: {}",
-                e.to_string().split(" at line").next().unwrap_or("")
-            ))
-            .into_response();
+            // Okta's summary is exactly this sentence; the parser's detail goes into errorCauses.
+            let mut err = ApiError::bad_request("The request body was not well-formed.");
+            err.causes = vec![e.to_string().split(" at line").next().unwrap_or("").to_string()];
+            return err.into_response();
         }
     };
     let (Some(username), Some(password)) = (req.username.filter(|u| !u.is_empty()), req.password.filter(|p| !p.is_empty())) else {

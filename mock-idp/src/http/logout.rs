@@ -50,6 +50,7 @@ pub async fn logout(
             return ErrorPage(OAuthError::invalid_request(LOGOUT_URI)).into_response();
         }
     }
+    let sign_in_page = format!("{}/", t.base_url);
     let sid = cookie(&headers, SID_COOKIE).map(str::to_string);
     if let Some(sid) = &sid
         && let Some(sess) = t.live_session(sid, now)
@@ -67,7 +68,7 @@ pub async fn logout(
             Some(st) => redirect(&with_params(&uri, &[("state", st)], false)),
             None => redirect(&uri),
         },
-        None => redirect("/"),
+        None => redirect(&sign_in_page),
     };
     if let Ok(v) = HeaderValue::from_str(&format!("{SID_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")) {
         r.headers_mut().append(header::SET_COOKIE, v);
