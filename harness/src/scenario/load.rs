@@ -63,6 +63,18 @@ pub fn parse(src: &str, file: &str) -> Result<Scenario, ConfigError> {
             }
         }
     }
+    for t in s.targets.iter() {
+        if !matches!(t.as_str(), "stub" | "external") {
+            return Err(err("targets".into(), t, format!("unknown target kind {t:?}: stub or external")));
+        }
+    }
+    for (i, step) in s.steps.iter().enumerate() {
+        if let Action::Sleep(sl) = &step.action
+            && !(0.0..=30.0).contains(&sl.seconds)
+        {
+            return Err(err(format!("steps[{i}].sleep.seconds"), "sleep:", format!("between 0 and 30 real seconds, got {}", sl.seconds)));
+        }
+    }
     for r in s.requires.iter() {
         if !matches!(r.as_str(), "browser" | "node") {
             return Err(err("requires".into(), r, format!("unknown requirement {r:?}: browser or node")));

@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// Use an already running mock-idp (scenarios then run one at a time, with /_mock/reset between).
     #[arg(long, env = "HARNESS_IDP_URL")]
     pub idp_url: Option<String>,
+    /// Drive this external service provider (a target file) instead of the stub BSR.
+    #[arg(long)]
+    pub target: Option<PathBuf>,
     /// Turn skips (missing Chromium or Node.js) into failures.
     #[arg(long)]
     pub require_all: bool,
@@ -108,13 +111,20 @@ pub fn select(args: &RunArgs) -> Result<Vec<load::Loaded>, Vec<String>> {
 
 /// Runs the selected scenarios (in parallel unless they share one IdP) and returns every report, in
 /// scenario order; with `--repeat`, one report per scenario (the first run's) plus flake failures.
-pub async fn run_all(list: Vec<load::Loaded>, args: &RunArgs, progress: bool) -> Vec<ScenarioReport> {
+pub async fn run_all(
+    list: Vec<load::Loaded>,
+    args: &RunArgs,
+    progress: bool,
+    target: Option<crate::target::TargetFile>,
+) -> Vec<ScenarioReport> {
+    let remote = args.idp_url.is_some() || target.as_ref().is_some_and(|t| t.idp_url.is_some());
     let opts = Arc::new(RunOptions {
+        target,
         idp_url: args.idp_url.clone(),
         browser_available: on_path("chromedriver") || std::env::var_os("CHROMEDRIVER").is_some(),
         node_available: on_path("node"),
     });
-    let jobs = if args.idp_url.is_some() { 1 } else { args.jobs.max(1) };
+    let jobs = if remote { 1 } else { args.jobs.max(1) };
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
     let repeat = args.repeat.max(1);
     let mut handles = Vec::new();
@@ -175,7 +185,17 @@ pub async fn cli_run(args: RunArgs) -> i32 {
         eprintln!("harness: no scenarios selected");
         return 2;
     }
-    let mut reports = run_all(list, &args, !args.quiet).await;
+    let target = match &args.target {
+        None => None,
+        Some(p) => match crate::target::TargetFile::load(p) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("harness: {e}");
+                return 2;
+            }
+        },
+    };
+    let mut reports = run_all(list, &args, !args.quiet, target).await;
     if args.require_all {
         for r in &mut reports {
             if let Outcome::Skipped { reason } = &r.outcome {
@@ -218,6 +238,7 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
         repeat: 1,
         shard: None,
         idp_url: None,
+        target: None,
         require_all: false,
         junit: None,
         json: None,

@@ -23,6 +23,10 @@ pub struct Scenario {
     /// What the scenario needs beyond the harness itself: `browser` (Chromium), `node` (external targets).
     #[serde(default)]
     pub requires: Vec<String>,
+    /// What the scenario can run against: `stub` (the in-process stub BSR, default) and/or `external`
+    /// (a real service provider given with `--target`).
+    #[serde(default = "stub_only")]
+    pub targets: Vec<String>,
     /// Conformance profile metadata: the specification clause the scenario checks.
     #[serde(default)]
     pub clause: Option<String>,
@@ -117,6 +121,10 @@ pub struct UserSpec {
     /// `ACTIVE` (default), `SUSPENDED`, `DEPROVISIONED`, …
     #[serde(default)]
     pub status: Option<String>,
+}
+
+fn stub_only() -> Vec<String> {
+    vec!["stub".into()]
 }
 
 fn some_default() -> Option<Option<String>> {
@@ -222,6 +230,9 @@ pub enum Action {
     Check(Check),
     /// Advance the IdP and service-provider clocks in steps until a condition holds.
     WaitFor(WaitFor),
+    /// Wait in real time for external targets, whose clocks cannot be advanced; against the in-process
+    /// stub BSR and IdP it advances both virtual clocks by the same amount instead.
+    Sleep(SleepStep),
 }
 
 /// Step names, as written in scenario files.
@@ -255,6 +266,7 @@ impl Action {
             Action::ConfigureSso(_) => "configure_sso",
             Action::Check(_) => "check",
             Action::WaitFor(_) => "wait_for",
+            Action::Sleep(_) => "sleep",
         }
     }
 }
@@ -277,6 +289,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for ActionSeed {
             "configure_sso" => Action::ConfigureSso(ConfigureSso::deserialize(d)?),
             "check" => Action::Check(Check::deserialize(d)?),
             "wait_for" => Action::WaitFor(WaitFor::deserialize(d)?),
+            "sleep" => Action::Sleep(SleepStep::deserialize(d)?),
             other => return Err(serde::de::Error::unknown_field(other, STEP_NAMES)),
         })
     }
@@ -320,6 +333,13 @@ impl<'de> Deserialize<'de> for Step {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SleepStep {
+    /// Real seconds, at most 30.
+    pub seconds: f64,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -555,6 +575,10 @@ pub struct Check {
     /// `{actor: signed_in | signed_out}`: asks the service provider's whoami endpoint.
     #[serde(default)]
     pub sessions: BTreeMap<String, SessionState>,
+    /// `{actor: email}`: the service provider's whoami endpoint answers 200 naming this email (at the
+    /// target's email pointer; `/email` on the stub).
+    #[serde(default)]
+    pub whoami: BTreeMap<String, String>,
     /// Users the stub BSR has provisioned, in full (username and email, case preserved).
     #[serde(default)]
     pub bsr_users: Option<Vec<BsrUser>>,

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub browser_available: bool,
     /// Node.js is available for external targets.
     pub node_available: bool,
+    /// An external service provider to drive instead of the stub BSR.
+    pub target: Option<crate::target::TargetFile>,
 }
 
 /// One HTTP exchange the runner made, for the timeline.
@@ -116,6 +118,8 @@ struct Env {
     local_idp: Option<MockIdp>,
     bsr: Option<crate::bsr::StubBsr>,
     bsr_base: String,
+    /// The service provider's HTTP surface (the stub's or the external target's).
+    sp: crate::target::Surface,
     sp_clock: Clock,
     config: TenantConfig,
     actors: HashMap<String, Actor>,
@@ -454,7 +458,7 @@ impl Env {
     async fn check(&mut self, c: &Check) -> Result<(), String> {
         for (actor, want) in &c.sessions {
             let http = self.actor(actor, None).http.clone();
-            let url = format!("{}/api/me", self.bsr_base);
+            let url = format!("{}{}", self.sp.base_url, self.sp.whoami_path);
             let r = self.send(actor, http.get(&url).header("accept", "application/json"), "GET", &url).await?;
             let got = if r.status == 200 { SessionState::SignedIn } else { SessionState::SignedOut };
             if got != *want {
@@ -465,7 +469,23 @@ impl Env {
                 ));
             }
         }
+        for (actor, email) in &c.whoami {
+            let http = self.actor(actor, None).http.clone();
+            let url = format!("{}{}", self.sp.base_url, self.sp.whoami_path);
+            let r = self.send(actor, http.get(&url).header("accept", "application/json"), "GET", &url).await?;
+            if r.status != 200 {
+                return Err(format!("whoami of {actor}: expected 200 naming {email}, got {} {}", r.status, trim(&r.body)));
+            }
+            let v: Value = serde_json::from_str(&r.body).map_err(|e| format!("whoami of {actor}: not JSON ({e}): {}", trim(&r.body)))?;
+            let got = v.pointer(&self.sp.email_pointer).cloned().unwrap_or(Value::Null);
+            if got != json!(email) {
+                return Err(format!("whoami of {actor}: {} expected {email:?}, got {got}", self.sp.email_pointer));
+            }
+        }
         if let Some(want) = &c.bsr_users {
+            if !self.sp.is_stub {
+                return Err("bsr_users checks the stub BSR's user store; it does not apply to an external target".into());
+            }
             let admin = self.admin_client().await?;
             let url = format!("{}/admin/users", self.bsr_base);
             let r = admin.get(&url).header("accept", "application/json").send().await.map_err(|e| format!("GET /admin/users: {e}"))?;
@@ -650,6 +670,17 @@ pub async fn run(loaded: &super::load::Loaded, opts: &RunOptions) -> ScenarioRep
         leeway_s: 0,
         started_idp_ms: 0,
     };
+    match &opts.target {
+        Some(t) if !s.targets.iter().any(|x| x == "external") => {
+            report.outcome = Outcome::Skipped { reason: format!("runs against the stub BSR only, not the external target {}", t.name) };
+            return report;
+        }
+        None if !s.targets.iter().any(|x| x == "stub") => {
+            report.outcome = Outcome::Skipped { reason: "runs against an external target only (give --target FILE)".into() };
+            return report;
+        }
+        _ => {}
+    }
     let uses_browser = s.requires.iter().any(|r| r == "browser")
         || s.steps.iter().any(|st| matches!(&st.action, Action::SignIn(si) if si.via.as_deref() == Some("browser")));
     if uses_browser && !opts.browser_available {
@@ -695,7 +726,19 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
     };
     report.leeway_s = leeway_of(&cfg);
     let control = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
-    let (idp_base, local_idp) = match &opts.idp_url {
+    let remote = opts.idp_url.clone().or_else(|| opts.target.as_ref().and_then(|t| t.idp_url.clone()));
+    if opts.target.is_some() && remote.is_none() {
+        return (
+            Outcome::Failed {
+                step: None,
+                message:
+                    "an external target needs the running mock-idp it is configured against: give --idp-url or idp_url in the target file"
+                        .into(),
+            },
+            None,
+        );
+    }
+    let (idp_base, local_idp) = match &remote {
         Some(u) => {
             let base = u.trim_end_matches('/').to_string();
             if let Err(e) = control.post(format!("{base}/_mock/reset")).send().await {
@@ -714,6 +757,7 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
         local_idp,
         bsr: None,
         bsr_base: String::new(),
+        sp: crate::target::Surface::stub(""),
         sp_clock: sp_clock.clone(),
         config: cfg,
         actors: HashMap::new(),
@@ -724,6 +768,13 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
         admin_jar: None,
     };
     report.started_idp_ms = env.idp_now();
+    if let Some(t) = &opts.target {
+        env.sp = crate::target::Surface::external(t);
+        if let Err(e) = register_redirects(&env).await {
+            return (Outcome::Failed { step: None, message: format!("registering the target's redirect URIs: {e}") }, Some(env));
+        }
+        return run_steps(s, env, report).await;
+    }
     // The stub BSR, configured with the issuer the scenario names.
     let mut bcfg = BsrConfig { switches: s.bsr.switches.clone(), clock: sp_clock, ..BsrConfig::default() };
     if !s.bsr.unconfigured {
@@ -734,11 +785,16 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
         Err(e) => return (Outcome::Failed { step: None, message: format!("the stub BSR did not start: {e}") }, Some(env)),
     };
     env.bsr_base = bsr.base_url().to_string();
+    env.sp = crate::target::Surface::stub(&env.bsr_base);
     env.bsr = Some(bsr);
     // Register the stub's real redirect URIs at the IdP, as an administrator does when setting up the app.
     if let Err(e) = register_redirects(&env).await {
         return (Outcome::Failed { step: None, message: format!("registering the stub's redirect URIs: {e}") }, Some(env));
     }
+    run_steps(s, env, report).await
+}
+
+async fn run_steps(s: &Scenario, mut env: Env, report: &mut ScenarioReport) -> (Outcome, Option<Env>) {
     for (name, spec) in &s.actors {
         env.actor(name, Some(spec));
     }
@@ -767,24 +823,27 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
 }
 
 async fn register_redirects(env: &Env) -> Result<(), String> {
-    let cb = format!("{}/oauth2/callback", env.bsr_base);
-    let lo = format!("{}/logout", env.bsr_base);
+    let cb = format!("{}{}", env.sp.base_url, env.sp.callback_path);
+    let lo = env.sp.post_logout_path.as_ref().map(|p| format!("{}{p}", env.sp.base_url));
+    let client = env.sp.client_id.clone();
     if let Some(idp) = &env.local_idp {
         idp.with_tenant(|t| {
-            for a in t.apps.values_mut().filter(|a| a.client_id == "bsr-local") {
+            for a in t.apps.values_mut().filter(|a| a.client_id == client) {
                 a.redirect_uris.push(cb.clone());
-                a.post_logout_redirect_uris.push(lo.clone());
+                if let Some(lo) = &lo {
+                    a.post_logout_redirect_uris.push(lo.clone());
+                }
             }
         });
         return Ok(());
     }
-    let id = env.app_id("bsr-local").await?;
+    let id = env.app_id(&client).await?;
     let mut app = env.control_get(&format!("/api/v1/apps/{id}")).await?;
     let oc = &mut app["settings"]["oauthClient"];
     if let Some(a) = oc["redirect_uris"].as_array_mut() {
         a.push(json!(cb));
     }
-    if let Some(a) = oc["post_logout_redirect_uris"].as_array_mut() {
+    if let (Some(a), Some(lo)) = (oc["post_logout_redirect_uris"].as_array_mut(), lo) {
         a.push(json!(lo));
     }
     env.control_send(reqwest::Method::PUT, &format!("/api/v1/apps/{id}"), Some(app)).await.map(|_| ())
@@ -795,7 +854,7 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
     let responses: Vec<Resp> = match &step.action {
         Action::SignIn(si) => {
             env.actor(&si.actor, s.actors.get(&si.actor));
-            let mut start = format!("{}/login", env.bsr_base);
+            let mut start = format!("{}{}", env.sp.base_url, env.sp.login_path);
             let http = env.actors[&si.actor].http.clone();
             let via = si.via.as_deref().unwrap_or("form");
             if via == "authn" || !si.authorize_params.is_empty() {
@@ -836,7 +895,7 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
             } else if rq.path.starts_with("http") {
                 rq.path.clone()
             } else {
-                format!("{}{}", env.bsr_base, rq.path)
+                format!("{}{}", env.sp.base_url, rq.path.replace("{whoami}", &env.sp.whoami_path))
             };
             let n = rq.concurrent.unwrap_or(1).max(1);
             let mut senders: Vec<(String, reqwest::Client)> = (0..n).map(|_| (rq.actor.clone(), http.clone())).collect();
@@ -891,9 +950,11 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
         }
         Action::SignOut(a) => {
             env.actor(&a.actor, s.actors.get(&a.actor));
-            let url = format!("{}/logout", env.bsr_base);
+            let url = format!("{}{}", env.sp.base_url, env.sp.logout_path);
             let http = env.actors[&a.actor].http.clone();
-            let r = env.send(&a.actor, http.post(&url), "POST", &url).await?;
+            let method = env.sp.logout_method.clone();
+            let rb = if method == "GET" { http.get(&url) } else { http.post(&url) };
+            let r = env.send(&a.actor, rb, &method, &url).await?;
             if (300..400).contains(&r.status) {
                 let loc = r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("/").to_string();
                 vec![env.navigate(&a.actor, &join(&url, &loc)?, "", "").await?]
@@ -929,7 +990,24 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
             env.control_send(reqwest::Method::DELETE, "/_mock/faults", None).await?;
             Vec::new()
         }
-        Action::ConfigureSso(c) => vec![configure_sso(env, c).await?],
+        Action::ConfigureSso(c) => {
+            if !env.sp.is_stub {
+                return Err("configure_sso fills the stub BSR's settings page; it does not apply to an external target".into());
+            }
+            vec![configure_sso(env, c).await?]
+        }
+        Action::Sleep(sl) => {
+            if env.sp.is_stub && env.local_idp.is_some() {
+                // Both clocks are virtual here: move them instead of waiting.
+                let m = ClockMove { advance_seconds: Some(sl.seconds), ..Default::default() };
+                env.move_idp_clock(&m).await?;
+                env.move_sp_clock(&m)?;
+            } else {
+                // Real time, for external targets whose clocks the harness cannot move.
+                tokio::time::sleep(std::time::Duration::from_secs_f64(sl.seconds)).await;
+            }
+            Vec::new()
+        }
         Action::Check(c) => {
             env.check(c).await?;
             Vec::new()
