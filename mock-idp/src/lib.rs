@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;
@@ -93,12 +94,20 @@ impl MockIdp {
         keys::install_crypto_provider();
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let source = key_source(opts.fresh_keys);
-        let tenant = Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &source)?;
+        // One key source for the tenant, its rebuilds and key rotations, so rotated keys come from the pool
+        // in tests and are freshly generated in the binary.
+        let source: Arc<dyn Fn(usize) -> Arc<keys::KeyMaterial> + Send + Sync> = Arc::new(key_source(opts.fresh_keys));
+        let tenant = Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &*source)?;
         let public_base = tenant.base_url.clone();
-        let (cfg, clock, base) = (opts.config.clone(), opts.clock.clone(), base_url.clone());
-        let rebuild = Box::new(move || Tenant::from_config(cfg.clone(), &base, clock.now_ms(), &source));
-        let state = Arc::new(AppState { tenant: Mutex::new(tenant), clock: opts.clock.clone(), rebuild });
+        let (cfg, clock, base, src) = (opts.config.clone(), opts.clock.clone(), base_url.clone(), source.clone());
+        let rebuild = Box::new(move || Tenant::from_config(cfg.clone(), &base, clock.now_ms(), &*src));
+        let state = Arc::new(AppState {
+            tenant: Mutex::new(tenant),
+            clock: opts.clock.clone(),
+            rebuild,
+            keys: source,
+            controls: http::faults::Controls::default(),
+        });
         let app = http::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

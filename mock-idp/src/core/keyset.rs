@@ -79,4 +79,17 @@ impl KeySet {
         let status = if had_next { KeyStatus::Next } else { KeyStatus::Active };
         self.entries.push(KeyEntry { material: new_next, status, created: now, last_rotated: None });
     }
+
+    /// An emergency rotation: `new_active`, never published before, signs at once; ACTIVE→EXPIRED; NEXT
+    /// stays NEXT; the previously expired key is dropped.
+    pub fn rotate_immediately(&mut self, new_active: Arc<KeyMaterial>, now: Millis) {
+        self.entries.retain(|e| e.status != KeyStatus::Expired);
+        for e in &mut self.entries {
+            if e.status == KeyStatus::Active {
+                e.status = KeyStatus::Expired;
+                e.last_rotated = Some(now);
+            }
+        }
+        self.entries.insert(0, KeyEntry { material: new_active, status: KeyStatus::Active, created: now, last_rotated: Some(now) });
+    }
 }

@@ -45,10 +45,9 @@ fn document(t: &Tenant, server: &ServerId, oauth: bool) -> Value {
     let mut grants = vec!["authorization_code", "refresh_token"];
     match server {
         ServerId::Org => scopes.push("groups".into()),
-        ServerId::Custom(id) => {
-            if let Some(s) = t.servers.get(id) {
-                scopes.extend(s.scopes.iter().cloned());
-            }
+        ServerId::Custom(_) => {
+            // Custom scopes are not published: Okta lists them only with metadataPublish ALL_CLIENTS, and its
+            // default is NO_CLIENTS.
             if oauth {
                 grants.push("client_credentials");
             }

@@ -1,4 +1,5 @@
-//! Mock-only controls under `/_mock/`: the virtual clock, reset, health.
+//! Mock-only controls under `/_mock/`: the virtual clock, reset, health. Faults and the request log are in
+//! `http::faults`, org key rotation in `http::mgmt::servers`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -84,6 +85,8 @@ pub async fn reset(State(s): State<Shared>, body: Bytes) -> Response {
         return e.into_response();
     }
     s.clock.reset();
+    // Faults (and the requests they hold), and the request log go too.
+    s.controls.clear();
     match (s.rebuild)() {
         Ok(t) => {
             *s.tenant.lock() = t;

@@ -4,9 +4,11 @@
 pub mod authorize;
 pub mod discovery;
 pub mod errors;
+pub mod faults;
 pub mod html;
 pub mod logout;
 pub mod logs;
+pub mod mgmt;
 pub mod mock;
 pub mod token;
 pub mod userinfo;
@@ -35,6 +37,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Rebuilds the tenant from its configuration (`/_mock/reset`).
     pub rebuild: Box<dyn Fn() -> anyhow::Result<Tenant> + Send + Sync>,
+    /// Where key rotations get new keys: the same source the tenant was built from.
+    pub keys: Arc<dyn Fn(usize) -> Arc<crate::keys::KeyMaterial> + Send + Sync>,
+    /// Fault rules, their barriers and the request log (`/_mock/faults`, `/_mock/requests`).
+    pub controls: faults::Controls,
 }
 
 pub type Shared = Arc<AppState>;
@@ -78,8 +84,9 @@ async fn okta_headers(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&ids::request_id()) {
         h.insert("x-okta-request-id", v);
     }
-    if path.starts_with("/api/") {
-        // Okta sends rate-limit headers on API responses; the mock enforces no limit by default.
+    if path.starts_with("/api/") && !h.contains_key("x-rate-limit-limit") {
+        // Okta sends rate-limit headers on API responses; the mock enforces no limit by default. A 429
+        // from a fault rule brings its own.
         h.insert("x-rate-limit-limit", HeaderValue::from_static("600"));
         h.insert("x-rate-limit-remaining", HeaderValue::from_static("599"));
         h.insert("x-rate-limit-reset", HeaderValue::from_static("0"));
@@ -122,8 +129,10 @@ pub fn router(state: Shared) -> Router {
         .route("/_mock/health", get(mock::health));
     r = server_routes(r, "/oauth2");
     r = server_routes(r, "/oauth2/{server}");
+    r = faults::routes(r).merge(mgmt::routes(state.clone()));
     r.fallback(not_found)
         .method_not_allowed_fallback(fallback_405)
+        .layer(middleware::from_fn_with_state(state.clone(), faults::observe))
         .layer(middleware::from_fn(okta_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::errors::OAuthJson;
+use super::faults::with_trace;
 use super::{Shared, form};
 use crate::core::errors::*;
 use crate::core::flows::{ClientAuth, IMPLEMENTED_GRANTS, TokenRequest};
@@ -112,10 +113,10 @@ pub async fn token(
         Some("client_credentials") => TokenRequest::ClientCredentials { scope: s_("scope") },
         _ => return OAuthJson(OAuthError::new(ErrorCode::UnsupportedGrantType, unsupported_grant_type(&app.grant_types))).into_response(),
     };
-    let (result, _trace) = s.tenant.lock().grant(&server, &app, req, now);
+    let (result, trace) = s.tenant.lock().grant(&server, &app, req, now);
     let plan = match result {
         Ok(p) => p,
-        Err(e) => return OAuthJson(e).into_response(),
+        Err(e) => return with_trace(OAuthJson(e).into_response(), trace),
     };
     let signed = signing::sign_plan(&plan);
     s.tenant.lock().register(&plan, &signed.access_token, signed.id_token.as_deref());
@@ -130,7 +131,7 @@ pub async fn token(
     if let Some(it) = &signed.id_token {
         m.insert("id_token".into(), json!(it));
     }
-    json_no_store(Value::Object(m))
+    with_trace(json_no_store(Value::Object(m)), trace)
 }
 
 /// `POST {server}/v1/introspect`.
