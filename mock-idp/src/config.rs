@@ -8,17 +8,17 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::core::model::{
-    AppMockOptions, AppStatus, ApplicationType, AuthMethod, GroupsClaim, RefreshTokenSettings, RotationType, TokenLifetimes, UserProfile,
-    UserStatus,
+    AppMockOptions, AppStatus, ApplicationType, AuthMethod, GroupsClaim, RefreshTokenSettings, RotationType, TokenLifetimes, TrustedOrigin,
+    UserProfile, UserStatus,
 };
 
 /// The embedded default tenant, as `mock-idp --print-default-config` prints it.
 pub const DEFAULT_TENANT_YAML: &str = include_str!("default-tenant.yaml");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     #[serde(default)]
@@ -43,13 +43,16 @@ pub struct TenantConfig {
     pub assignments: Vec<AssignmentConfig>,
     #[serde(default)]
     pub authorization_servers: Vec<AuthServerConfig>,
+    /// Okta's Trusted Origins: the origins whose browser JavaScript may call the IdP (scope `CORS`).
+    #[serde(default)]
+    pub trusted_origins: Vec<TrustedOrigin>,
 }
 
 fn default_mgmt_token() -> String {
     "mock-admin-token".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgConfig {
     #[serde(default = "default_org_id")]
@@ -69,7 +72,7 @@ impl Default for OrgConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     /// Okta's default: a session ends after 2 hours without use.
@@ -85,7 +88,7 @@ impl Default for SessionConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// `Cache-Control: max-age` of the JWKS responses.
@@ -104,7 +107,7 @@ impl Default for KeysConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     #[serde(default)]
@@ -122,14 +125,14 @@ fn active() -> KeyStatusConfig {
     KeyStatusConfig::Active
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KeyStatusConfig {
     Active,
     Next,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     #[serde(default)]
@@ -144,14 +147,14 @@ fn user_active() -> UserStatus {
     UserStatus::Active
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsConfig {
     #[serde(default)]
     pub password: Option<PasswordConfig>,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordConfig {
     pub value: String,
@@ -162,7 +165,7 @@ impl fmt::Debug for PasswordConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     #[serde(default)]
@@ -173,7 +176,7 @@ pub struct GroupConfig {
     pub members: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupProfileConfig {
     pub name: String,
@@ -181,7 +184,7 @@ pub struct GroupProfileConfig {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     #[serde(default)]
@@ -199,14 +202,14 @@ fn app_active() -> AppStatus {
     AppStatus::Active
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppCredentialsConfig {
     #[serde(rename = "oauthClient")]
     pub oauth_client: OauthClientCredentialsConfig,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OauthClientCredentialsConfig {
     pub client_id: String,
@@ -235,14 +238,14 @@ impl fmt::Debug for OauthClientCredentialsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSettingsConfig {
     #[serde(default, rename = "oauthClient")]
     pub oauth_client: OauthClientSettingsConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OauthClientSettingsConfig {
     #[serde(default = "web")]
@@ -291,7 +294,7 @@ impl Default for OauthClientSettingsConfig {
 }
 
 /// `settings.oauthClient.refresh_token`; `leeway` is refused outside 0–60 while parsing.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshTokenConfig {
     pub rotation_type: RotationType,
@@ -317,7 +320,7 @@ impl From<RefreshTokenConfig> for RefreshTokenSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssignmentConfig {
     /// The app's client_id, id or label.
@@ -330,7 +333,7 @@ pub struct AssignmentConfig {
     pub group: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthServerConfig {
     pub id: String,
@@ -350,7 +353,7 @@ pub struct AuthServerConfig {
     pub keys: Vec<KeyConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     pub name: String,
@@ -360,7 +363,7 @@ pub struct PolicyConfig {
     pub rules: Vec<RuleConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub name: String,
@@ -368,7 +371,7 @@ pub struct RuleConfig {
     pub actions: RuleActions,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleActions {
     #[serde(default)]
@@ -643,11 +646,37 @@ impl TenantConfig {
                 }
             }
         }
+        let mut origins = BTreeSet::new();
+        for (i, o) in self.trusted_origins.iter().enumerate() {
+            check_origin(&o.origin).map_err(|m| err(format!("trusted_origins[{i}].origin"), &o.origin, m))?;
+            if !origins.insert(o.origin.to_ascii_lowercase()) {
+                return Err(err(
+                    format!("trusted_origins[{i}].origin"),
+                    &o.origin,
+                    format!("An object with this field already exists in the current organization: {}", o.origin),
+                ));
+            }
+            if o.scopes.is_empty() {
+                return Err(err(format!("trusted_origins[{i}].scopes"), &o.origin, "a trusted origin needs at least one scope".into()));
+            }
+        }
         if self.session.lifetime_minutes == 0 {
             return Err(err("session.lifetime_minutes".into(), "lifetime_minutes", "must be at least 1".into()));
         }
         Ok(())
     }
+}
+
+/// A Trusted Origin is exactly what a browser sends as `Origin`: `scheme://host[:port]`, nothing after it.
+fn check_origin(o: &str) -> Result<(), String> {
+    let u = url::Url::parse(o).map_err(|e| format!("{o:?} is not an origin (scheme://host[:port]): {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err(format!("{o:?} is not an http or https origin"));
+    }
+    if u.origin().ascii_serialization() != o {
+        return Err(format!("{o:?} is not an origin: write it as {} (no path, query or trailing slash)", u.origin().ascii_serialization()));
+    }
+    Ok(())
 }
 
 fn check_id(id: &str, prefix: &str) -> Result<(), String> {

@@ -18,6 +18,7 @@ pub mod core;
 pub mod http;
 pub mod keys;
 pub mod signing;
+pub mod tls;
 
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
@@ -44,6 +45,8 @@ pub struct Options {
     pub clock: Clock,
     /// Generate new RSA keys instead of reusing the per-process pool (the binary does; tests need not).
     pub fresh_keys: bool,
+    /// Serve https with a certificate generated at start ([`MockIdp::tls_ca_pem`] is what clients trust).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: Clock::test_default(),
             fresh_keys: false,
+            tls: false,
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct MockIdp {
     state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    tls_ca_pem: Option<String>,
 }
 
 fn key_source(fresh: bool) -> impl Fn(usize) -> Arc<keys::KeyMaterial> + Send + Sync + 'static {
@@ -93,31 +98,47 @@ impl MockIdp {
     pub async fn serve(listener: TcpListener, opts: Options) -> anyhow::Result<Self> {
         keys::install_crypto_provider();
         let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
+        let scheme = if opts.tls { "https" } else { "http" };
+        let base_url = format!("{scheme}://{addr}");
         // One key source for the tenant, its rebuilds and key rotations, so rotated keys come from the pool
         // in tests and are freshly generated in the binary.
         let source: Arc<dyn Fn(usize) -> Arc<keys::KeyMaterial> + Send + Sync> = Arc::new(key_source(opts.fresh_keys));
         let tenant = Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &*source)?;
         let public_base = tenant.base_url.clone();
-        let (cfg, clock, base, src) = (opts.config.clone(), opts.clock.clone(), base_url.clone(), source.clone());
-        let rebuild = Box::new(move || Tenant::from_config(cfg.clone(), &base, clock.now_ms(), &*src));
+        let (clock, base, src) = (opts.clock.clone(), base_url.clone(), source.clone());
+        let rebuild = Box::new(move |c: &TenantConfig| Tenant::from_config(c.clone(), &base, clock.now_ms(), &*src));
         let state = Arc::new(AppState {
             tenant: Mutex::new(tenant),
             clock: opts.clock.clone(),
             rebuild,
+            initial_config: opts.config.clone(),
             keys: source,
             controls: http::faults::Controls::default(),
         });
         let app = http::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Ok(MockIdp { base_url: public_base, addr, state, shutdown: Some(tx), task: Some(task) })
+        let stopped = async move {
+            let _ = rx.await;
+        };
+        let (task, tls_ca_pem) = if opts.tls {
+            // The certificate names the listen address and the public base URL's host, so clients can use either.
+            let hosts: Vec<String> = [addr.ip().to_string()]
+                .into_iter()
+                .chain(url::Url::parse(&public_base).ok().and_then(|u| u.host_str().map(str::to_string)))
+                .collect();
+            let material = tls::generate(&hosts)?;
+            let listener = tls::TlsListener::new(listener, material.acceptor)?;
+            let task = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(stopped).await;
+            });
+            (task, Some(material.ca_pem))
+        } else {
+            let task = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(stopped).await;
+            });
+            (task, None)
+        };
+        Ok(MockIdp { base_url: public_base, addr, state, shutdown: Some(tx), task: Some(task), tls_ca_pem })
     }
 
     /// The base URL clients use (the org server's issuer).
@@ -128,6 +149,11 @@ impl MockIdp {
     /// The socket address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// With [`Options::tls`]: the PEM of the CA that signed the server's certificate, for clients to trust.
+    pub fn tls_ca_pem(&self) -> Option<&str> {
+        self.tls_ca_pem.as_deref()
     }
 
     /// The org authorization server's issuer (`https://{domain}` in Okta).

@@ -130,27 +130,39 @@ pub async fn run_all(
     let mut handles = Vec::new();
     for l in list {
         let (opts, sem) = (opts.clone(), sem.clone());
-        handles.push(tokio::spawn(async move {
-            let mut runs = Vec::with_capacity(repeat);
-            for _ in 0..repeat {
-                let _permit = sem.acquire().await;
-                let r = runner::run(&l, &opts).await;
-                if progress {
-                    let mark = match &r.outcome {
-                        Outcome::Passed => "pass",
-                        Outcome::Failed { .. } => "FAIL",
-                        Outcome::Skipped { .. } => "skip",
-                    };
-                    eprintln!("{mark} {} ({} ms)", r.name, r.duration_ms);
+        let (name, file) = (l.scenario.name.clone(), l.path.display().to_string());
+        handles.push((
+            name,
+            file,
+            tokio::spawn(async move {
+                let mut runs = Vec::with_capacity(repeat);
+                for _ in 0..repeat {
+                    let _permit = sem.acquire().await;
+                    let r = runner::run(&l, &opts).await;
+                    if progress {
+                        let mark = match &r.outcome {
+                            Outcome::Passed => "pass",
+                            Outcome::Failed { .. } => "FAIL",
+                            Outcome::Skipped { .. } => "skip",
+                        };
+                        eprintln!("{mark} {} ({} ms)", r.name, r.duration_ms);
+                    }
+                    runs.push(r);
                 }
-                runs.push(r);
-            }
-            runs
-        }));
+                runs
+            }),
+        ));
     }
     let mut out = Vec::new();
-    for h in handles {
-        let Ok(mut runs) = h.await else { continue };
+    for (name, file, h) in handles {
+        let mut runs = match h.await {
+            Ok(r) => r,
+            Err(e) => {
+                // A panic inside the harness is a failure of that scenario, never a silent omission.
+                out.push(ScenarioReport::crashed(&name, &file, &format!("the harness crashed running this scenario: {e}")));
+                continue;
+            }
+        };
         let first_sig = runs[0].outcome.signature();
         let differing: Vec<String> = runs
             .iter()

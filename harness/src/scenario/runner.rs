@@ -128,6 +128,8 @@ struct Env {
     http: Vec<HttpRecord>,
     step: usize,
     admin_jar: Option<reqwest::Client>,
+    /// The shared IdP's clock as last reported (a remote IdP cannot be read synchronously).
+    remote_now: std::sync::atomic::AtomicI64,
 }
 
 const ADMIN: &str = "SSWS mock-admin-token";
@@ -269,7 +271,7 @@ fn leeway_of(cfg: &TenantConfig) -> u8 {
 
 impl Env {
     fn idp_now(&self) -> i64 {
-        self.local_idp.as_ref().map(|i| i.clock().now_ms()).unwrap_or(0)
+        self.local_idp.as_ref().map(|i| i.clock().now_ms()).unwrap_or_else(|| self.remote_now.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn resolve_issuer(&self, spec: &str) -> String {
@@ -413,7 +415,11 @@ impl Env {
         if let Some(v) = &m.set {
             body.insert("set".into(), json!(v));
         }
-        self.control_send(reqwest::Method::POST, "/_mock/clock", Some(Value::Object(body))).await.map(|_| ())
+        let v = self.control_send(reqwest::Method::POST, "/_mock/clock", Some(Value::Object(body))).await?;
+        if let Some(ms) = v["now"].as_str().and_then(mock_idp::clock::parse_rfc3339) {
+            self.remote_now.store(ms, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn move_sp_clock(&self, m: &ClockMove) -> Result<(), String> {
@@ -567,9 +573,56 @@ fn strip_query(u: &str) -> String {
     u.split(['?', '#']).next().unwrap_or(u).to_string()
 }
 
+/// A short, readable form of a response body for messages: the visible text of an HTML page (without
+/// head, style and script), or the start of anything else.
 fn trim(s: &str) -> String {
-    let t: String = s.chars().take(300).collect();
-    if t.len() < s.len() { format!("{t}…") } else { t }
+    let text = if s.trim_start().starts_with('<') { visible_text(s) } else { s.to_string() };
+    let t: String = text.chars().take(300).collect();
+    if t.len() < text.len() { format!("{t}…") } else { t }
+}
+
+fn visible_text(html: &str) -> String {
+    let mut body = html;
+    if let Some(i) = body.find("<body") {
+        body = &body[i..];
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    let mut skip_until: Option<&str> = None;
+    let mut i = 0;
+    let bytes = body.as_bytes();
+    while i < bytes.len() {
+        if let Some(end) = skip_until {
+            if body[i..].starts_with(end) {
+                i += end.len();
+                skip_until = None;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        if body[i..].starts_with("<style") {
+            skip_until = Some("</style>");
+            continue;
+        }
+        if body[i..].starts_with("<script") {
+            skip_until = Some("</script>");
+            continue;
+        }
+        let c = body[i..].chars().next().unwrap_or(' ');
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    let unescaped = out.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'");
+    unescaped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn join(base: &str, loc: &str) -> Result<String, String> {
@@ -648,8 +701,33 @@ fn check_responses(exp: &Expect, rs: &[Resp]) -> Result<(), String> {
     Ok(())
 }
 
+impl ScenarioReport {
+    /// The report of a scenario whose run crashed.
+    pub fn crashed(name: &str, file: &str, message: &str) -> Self {
+        ScenarioReport {
+            name: name.into(),
+            file: file.into(),
+            description: String::new(),
+            case: None,
+            tags: Vec::new(),
+            clause: None,
+            level: None,
+            outcome: Outcome::Failed { step: None, message: message.into() },
+            expect_failure: None,
+            duration_ms: 0,
+            steps: Vec::new(),
+            http: Vec::new(),
+            idp_requests: Vec::new(),
+            idp_events: Vec::new(),
+            leeway_s: 0,
+            started_idp_ms: 0,
+        }
+    }
+}
+
 /// Runs one scenario and reports what happened.
 pub async fn run(loaded: &super::load::Loaded, opts: &RunOptions) -> ScenarioReport {
+    crate::crypto::install();
     let s = &loaded.scenario;
     let started = Instant::now();
     let mut report = ScenarioReport {
@@ -741,8 +819,32 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
     let (idp_base, local_idp) = match &remote {
         Some(u) => {
             let base = u.trim_end_matches('/').to_string();
-            if let Err(e) = control.post(format!("{base}/_mock/reset")).send().await {
-                return (Outcome::Failed { step: None, message: format!("reset of the IdP at {base} failed: {e}") }, None);
+            // The shared IdP gets this scenario's tenant, fresh clock, no faults, empty logs.
+            let mut tenant = match serde_json::to_value(&cfg) {
+                Ok(v) => v,
+                Err(e) => return (Outcome::Failed { step: None, message: format!("tenant: {e}") }, None),
+            };
+            // Keep the running IdP's own public base URL (it may be a docker-compose service name).
+            if let Some(m) = tenant.as_object_mut() {
+                m.remove("base_url");
+            }
+            match control.post(format!("{base}/_mock/reset")).json(&json!({"tenant": tenant})).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    let st = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    return (Outcome::Failed { step: None, message: format!("reset of the IdP at {base}: {st} {body}") }, None);
+                }
+                Err(e) => return (Outcome::Failed { step: None, message: format!("reset of the IdP at {base} failed: {e}") }, None),
+            }
+            // A shared IdP runs on its own clock. Against the stub BSR (whose clock the runner owns) it is
+            // set and frozen at the stub's start, so a remote run decides exactly as an in-process one;
+            // against an external target both sides run on real time.
+            if opts.target.is_none() {
+                let at = mock_idp::clock::rfc3339(Clock::test_default().now_ms());
+                if let Err(e) = control.post(format!("{base}/_mock/clock")).json(&json!({"set": at, "freeze": true})).send().await {
+                    return (Outcome::Failed { step: None, message: format!("setting the IdP clock at {base}: {e}") }, None);
+                }
             }
             (base, None)
         }
@@ -766,7 +868,14 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
         http: Vec::new(),
         step: 0,
         admin_jar: None,
+        remote_now: std::sync::atomic::AtomicI64::new(0),
     };
+    if env.local_idp.is_none()
+        && let Ok(v) = env.control_get("/_mock/clock").await
+        && let Some(ms) = v["now"].as_str().and_then(mock_idp::clock::parse_rfc3339)
+    {
+        env.remote_now.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
     report.started_idp_ms = env.idp_now();
     if let Some(t) = &opts.target {
         env.sp = crate::target::Surface::external(t);
@@ -997,7 +1106,7 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
             vec![configure_sso(env, c).await?]
         }
         Action::Sleep(sl) => {
-            if env.sp.is_stub && env.local_idp.is_some() {
+            if env.sp.is_stub {
                 // Both clocks are virtual here: move them instead of waiting.
                 let m = ClockMove { advance_seconds: Some(sl.seconds), ..Default::default() };
                 env.move_idp_clock(&m).await?;

@@ -79,15 +79,38 @@ pub async fn post_clock(State(s): State<Shared>, body: Bytes) -> Response {
     clock_json(&s)
 }
 
-/// `POST /_mock/reset`: the tenant as configured, the clock as started, empty logs.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    /// A tenant configuration (the tenant file's shape, as JSON) to reset to instead of the initial one.
+    tenant: Option<serde_json::Value>,
+}
+
+/// `POST /_mock/reset`: the tenant as configured (or as the body's `tenant` says), the clock as started,
+/// no faults, empty logs. A runner that shares one IdP between scenarios uses the body to give each
+/// scenario its own tenant.
 pub async fn reset(State(s): State<Shared>, body: Bytes) -> Response {
-    if let Err(e) = optional_json::<serde_json::Value>(&body) {
-        return e.into_response();
-    }
+    let b: ResetBody = match optional_json(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let cfg = match b.tenant {
+        None => s.initial_config.clone(),
+        Some(v) => {
+            let c: crate::config::TenantConfig = match serde_path_to_error::deserialize(v) {
+                Ok(c) => c,
+                Err(e) => return ApiError::validation(vec![format!("tenant.{}: {}", e.path(), e.inner())]).into_response(),
+            };
+            if let Err(e) = c.check("tenant") {
+                return ApiError::validation(vec![format!("{}: {}", e.field, e.message)]).into_response();
+            }
+            c
+        }
+    };
     s.clock.reset();
     // Faults (and the requests they hold), and the request log go too.
     s.controls.clear();
-    match (s.rebuild)() {
+    match (s.rebuild)(&cfg) {
         Ok(t) => {
             *s.tenant.lock() = t;
             Json(json!({"reset": true})).into_response()

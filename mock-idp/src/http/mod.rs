@@ -2,6 +2,7 @@
 //! the decision, unlock, sign outside the lock, and render.
 
 pub mod authorize;
+pub mod cors;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
@@ -35,8 +36,10 @@ use errors::ApiError;
 pub struct AppState {
     pub tenant: Mutex<Tenant>,
     pub clock: Clock,
-    /// Rebuilds the tenant from its configuration (`/_mock/reset`).
-    pub rebuild: Box<dyn Fn() -> anyhow::Result<Tenant> + Send + Sync>,
+    /// Builds a tenant from a configuration (`/_mock/reset`); the clock and key source are the IdP's own.
+    pub rebuild: Box<dyn Fn(&crate::config::TenantConfig) -> anyhow::Result<Tenant> + Send + Sync>,
+    /// The configuration a plain reset returns to: the one the IdP started with.
+    pub initial_config: crate::config::TenantConfig,
     /// Where key rotations get new keys: the same source the tenant was built from.
     pub keys: Arc<dyn Fn(usize) -> Arc<crate::keys::KeyMaterial> + Send + Sync>,
     /// Fault rules, their barriers and the request log (`/_mock/faults`, `/_mock/requests`).
@@ -133,6 +136,8 @@ pub fn router(state: Shared) -> Router {
     r.fallback(not_found)
         .method_not_allowed_fallback(fallback_405)
         .layer(middleware::from_fn_with_state(state.clone(), faults::observe))
+        // Outside the faults, so an injected error still reaches a trusted page's JavaScript.
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(okta_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

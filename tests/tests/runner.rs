@@ -1,0 +1,174 @@
+//! The scenario runner itself (issue 6): the library passes, a wrong expectation fails with a clear
+//! message, a malformed file is an error naming file, line and field, reports count right, shards
+//! partition the library, and a reproduction (`expect_failure`) passes only when the bug shows.
+
+use std::path::PathBuf;
+
+use harness::scenario::runner::Outcome;
+use harness::scenario::{RunArgs, load, report, run_all, select};
+
+fn args(paths: Vec<PathBuf>) -> RunArgs {
+    RunArgs {
+        paths,
+        jobs: 4,
+        filter: None,
+        repeat: 1,
+        shard: None,
+        idp_url: None,
+        target: None,
+        require_all: false,
+        junit: None,
+        json: None,
+        html: None,
+        quiet: true,
+    }
+}
+
+fn library() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write scenario");
+    p
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("harness-runner-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// The whole built-in library passes (skips allowed only for missing Chromium or Node.js).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scenario_library_passes() {
+    let a = args(vec![library()]);
+    let list = select(&a).expect("the library parses");
+    assert!(list.len() >= 30, "at least 30 scenarios, found {}", list.len());
+    let reports = run_all(list, &a, false, None).await;
+    let failed: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Failed { message, .. } => Some(format!("{}: {message}", r.name)),
+            _ => None,
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed scenarios:\n{}", failed.join("\n"));
+    for r in &reports {
+        if let Outcome::Skipped { reason } = &r.outcome {
+            assert!(
+                reason.contains("Chromium") || reason.contains("Node.js") || reason.contains("external target"),
+                "{}: {reason}",
+                r.name
+            );
+        }
+    }
+    // Every case of ../shared/cases.md has at least one scenario.
+    for n in 1..=24 {
+        let case = format!("C{n:02}");
+        assert!(reports.iter().any(|r| r.case.as_deref() == Some(case.as_str())), "no scenario for {case}");
+    }
+}
+
+const WRONG: &str = r#"name: wrong-expectation
+steps:
+  - sign_in: {actor: browser, user: alice@example.com}
+  - request: {actor: browser, path: /api/me}
+    expect: {status: 200, json: {/username: alicia}}
+"#;
+
+#[tokio::test]
+async fn a_wrong_expectation_fails_with_expected_and_actual() {
+    let d = tmpdir("wrong");
+    write(&d, "wrong.yaml", WRONG);
+    let a = args(vec![d.clone()]);
+    let reports = run_all(select(&a).unwrap(), &a, false, None).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].outcome,
+        Outcome::Failed { step: Some(1), message: "step 2 (request): JSON /username: expected \"alicia\", got \"alice\"".into() }
+    );
+    let detail = report::failure_detail(&reports[0]).unwrap();
+    assert!(detail.contains("IdP events around it:") && detail.contains("app.oauth2.token.grant.id_token"), "{detail}");
+    // The CLI's exit status for a failing run is 1.
+    let mut a = a;
+    a.junit = Some(d.join("junit.xml"));
+    assert_eq!(harness::scenario::cli_run(a).await, 1);
+    let xml = std::fs::read_to_string(d.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("the JUnit file is well-formed XML");
+    let suites = doc.root_element();
+    assert_eq!(suites.tag_name().name(), "testsuites");
+    assert_eq!(suites.attribute("tests"), Some("1"));
+    assert_eq!(suites.attribute("failures"), Some("1"));
+    let case = doc.descendants().find(|n| n.has_tag_name("testcase")).unwrap();
+    assert_eq!(case.attribute("name"), Some("wrong-expectation"));
+    let failure = case.children().find(|n| n.has_tag_name("failure")).unwrap();
+    assert_eq!(failure.attribute("message"), Some("step 2 (request): JSON /username: expected \"alicia\", got \"alice\""));
+}
+
+#[tokio::test]
+async fn a_malformed_file_is_an_error_naming_file_line_and_field() {
+    let d = tmpdir("bad");
+    let p = write(&d, "bad.yaml", "name: bad\nsteps:\n  - request: {actor: a, path: /}\n    expect: {stauts: 200}\n");
+    let e = load::load(&p).unwrap_err();
+    assert_eq!(e.line, Some(4));
+    assert_eq!(e.field, "steps[0].expect.stauts");
+    assert!(e.message.starts_with("unknown field `stauts`, expected one of `status`"), "{}", e.message);
+    assert!(e.to_string().starts_with(&format!("{}:4:", p.display())), "{e}");
+    // The CLI exits 2 and runs nothing.
+    assert_eq!(harness::scenario::cli_run(args(vec![d.clone()])).await, 2);
+    let p2 = write(&d, "bad.yaml", "name: bad\nsteps:\n  - teleport: {actor: a}\n");
+    let e = load::load(&p2).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (Some(3), "steps[0].teleport"));
+    assert!(e.message.contains("unknown field `teleport`") && e.message.contains("sign_in"), "{}", e.message);
+}
+
+#[test]
+fn shards_partition_the_library() {
+    let all = select(&args(vec![library()])).unwrap();
+    let mut seen = Vec::new();
+    for k in 1..=3 {
+        let mut a = args(vec![library()]);
+        a.shard = Some(format!("{k}/3"));
+        for l in select(&a).unwrap() {
+            assert!(!seen.contains(&l.scenario.name), "{} is in two shards", l.scenario.name);
+            seen.push(l.scenario.name.clone());
+        }
+    }
+    assert_eq!(seen.len(), all.len());
+    assert!(harness::scenario::parse_shard("4/3").is_err());
+    assert!(harness::scenario::parse_shard("0/3").is_err());
+}
+
+#[tokio::test]
+async fn a_reproduction_passes_only_when_the_bug_shows() {
+    let d = tmpdir("repro");
+    let reproduces = "name: repro-ok\nexpect_failure: 'JSON /username'\nsteps:\n  - sign_in: {actor: b, user: alice@example.com}\n  - request: {actor: b, path: /api/me}\n    expect: {json: {/username: nobody}}\n";
+    let does_not = "name: repro-missing\nexpect_failure: 'JSON /username'\nsteps:\n  - sign_in: {actor: b, user: alice@example.com}\n  - request: {actor: b, path: /api/me}\n    expect: {json: {/username: alice}}\n";
+    write(&d, "a.yaml", reproduces);
+    write(&d, "b.yaml", does_not);
+    let a = args(vec![d]);
+    let reports = run_all(select(&a).unwrap(), &a, false, None).await;
+    let by = |n: &str| reports.iter().find(|r| r.name == n).unwrap().outcome.clone();
+    assert_eq!(by("repro-ok"), Outcome::Passed);
+    assert_eq!(
+        by("repro-missing"),
+        Outcome::Failed {
+            step: None,
+            message: "expected the scenario to fail with \"JSON /username\" (a reproduction), but every step passed".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_html_report_draws_a_timeline_with_rotations_and_reuse() {
+    let a = args(vec![library().join("refresh/c02-duplicate-renew-leeway-0.yaml")]);
+    let reports = run_all(select(&a).unwrap(), &a, false, None).await;
+    assert_eq!(reports[0].outcome, Outcome::Passed);
+    let html = report::html(&reports);
+    assert!(html.contains("<svg"), "inline SVG");
+    assert!(html.contains("reuse detected: family revoked"), "the reuse marker");
+    assert!(html.contains("refresh token generation 1 issued"), "rotations are drawn");
+}
