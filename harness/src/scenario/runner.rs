@@ -130,6 +130,9 @@ struct Env {
     admin_jar: Option<reqwest::Client>,
     /// The shared IdP's clock as last reported (a remote IdP cannot be read synchronously).
     remote_now: std::sync::atomic::AtomicI64,
+    /// Chromium, launched on the first browser step; browser actors are tabs of its one profile.
+    browser: Option<crate::browser::Browser>,
+    tabs: HashMap<String, crate::browser::Tab>,
 }
 
 const ADMIN: &str = "SSWS mock-admin-token";
@@ -354,6 +357,44 @@ impl Env {
         Err(format!("more than 20 redirects from {start}"))
     }
 
+    fn is_browser_actor(&self, s: &Scenario, actor: &str) -> bool {
+        self.tabs.contains_key(actor) || s.actors.get(actor).and_then(|a| a.kind.as_deref()) == Some("browser")
+    }
+
+    /// The actor's tab, opening Chromium (once per scenario) and the tab on first use.
+    async fn tab(&mut self, actor: &str) -> Result<crate::browser::Tab, String> {
+        if let Some(t) = self.tabs.get(actor) {
+            return Ok(t.clone());
+        }
+        if self.browser.is_none() {
+            self.browser = Some(crate::browser::Browser::launch().await.map_err(|e| format!("cannot start Chromium: {e:#}"))?);
+        }
+        let b = self.browser.as_ref().ok_or("no browser")?;
+        let t = b.new_tab().await.map_err(|e| format!("cannot open a tab: {e:#}"))?;
+        self.tabs.insert(actor.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// The actor's tab, on the service provider's origin (so relative fetches go there).
+    async fn tab_on_sp(&mut self, actor: &str) -> Result<crate::browser::Tab, String> {
+        let tab = self.tab(actor).await?;
+        let here = tab.current_url().await.unwrap_or_default();
+        if !here.starts_with(&self.sp.base_url) {
+            tab.goto(&format!("{}/", self.sp.base_url)).await.map_err(|e| format!("{e:#}"))?;
+        }
+        Ok(tab)
+    }
+
+    /// A page's state as a response, for expectations.
+    async fn tab_resp(&mut self, actor: &str, tab: &crate::browser::Tab, method: &str) -> Result<Resp, String> {
+        let url = tab.current_url().await.map_err(|e| format!("{e:#}"))?;
+        let status = tab.status().await.unwrap_or(0);
+        let body = tab.source().await.map_err(|e| format!("{e:#}"))?;
+        let t = self.idp_now();
+        self.http.push(HttpRecord { step: self.step, actor: actor.into(), method: method.into(), url: strip_query(&url), status, idp_time_ms: t });
+        Ok(Resp { status, headers: Default::default(), body, url })
+    }
+
     async fn control_get(&self, path: &str) -> Result<Value, String> {
         let url = format!("{}{path}", self.idp_base);
         let r = self.control.get(&url).header("authorization", ADMIN).send().await.map_err(|e| format!("GET {path}: {e}"))?;
@@ -463,9 +504,17 @@ impl Env {
 
     async fn check(&mut self, c: &Check) -> Result<(), String> {
         for (actor, want) in &c.sessions {
-            let http = self.actor(actor, None).http.clone();
             let url = format!("{}{}", self.sp.base_url, self.sp.whoami_path);
-            let r = self.send(actor, http.get(&url).header("accept", "application/json"), "GET", &url).await?;
+            let r = if self.tabs.contains_key(actor) {
+                let tab = self.tab_on_sp(actor).await?;
+                let (status, body) = tab.fetch(&self.sp.whoami_path).await.map_err(|e| format!("{e:#}"))?;
+                let t = self.idp_now();
+                self.http.push(HttpRecord { step: self.step, actor: actor.clone(), method: "GET".into(), url: url.clone(), status, idp_time_ms: t });
+                Resp { status, headers: Default::default(), body, url }
+            } else {
+                let http = self.actor(actor, None).http.clone();
+                self.send(actor, http.get(&url).header("accept", "application/json"), "GET", &url).await?
+            };
             let got = if r.status == 200 { SessionState::SignedIn } else { SessionState::SignedOut };
             if got != *want {
                 return Err(format!(
@@ -476,9 +525,15 @@ impl Env {
             }
         }
         for (actor, email) in &c.whoami {
-            let http = self.actor(actor, None).http.clone();
             let url = format!("{}{}", self.sp.base_url, self.sp.whoami_path);
-            let r = self.send(actor, http.get(&url).header("accept", "application/json"), "GET", &url).await?;
+            let r = if self.tabs.contains_key(actor) {
+                let tab = self.tab_on_sp(actor).await?;
+                let (status, body) = tab.fetch(&self.sp.whoami_path).await.map_err(|e| format!("{e:#}"))?;
+                Resp { status, headers: Default::default(), body, url: url.clone() }
+            } else {
+                let http = self.actor(actor, None).http.clone();
+                self.send(actor, http.get(&url).header("accept", "application/json"), "GET", &url).await?
+            };
             if r.status != 200 {
                 return Err(format!("whoami of {actor}: expected 200 naming {email}, got {} {}", r.status, trim(&r.body)));
             }
@@ -790,7 +845,12 @@ pub async fn run(loaded: &super::load::Loaded, opts: &RunOptions) -> ScenarioRep
         report.idp_events = env.control_get("/api/v1/logs?limit=1000").await.ok().and_then(|v| v.as_array().cloned()).unwrap_or_default();
         report.http = env.http.clone();
         // Dropping the handles stops both servers at once; a graceful shutdown would wait for the actors'
-        // idle keep-alive connections.
+        // idle keep-alive connections. Chromium is closed properly (its Drop would only kill it).
+        let mut env = env;
+        if let Some(b) = env.browser.take() {
+            env.tabs.clear();
+            b.close().await;
+        }
         drop(env);
     }
     report.duration_ms = started.elapsed().as_millis();
@@ -869,6 +929,8 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
         step: 0,
         admin_jar: None,
         remote_now: std::sync::atomic::AtomicI64::new(0),
+        browser: None,
+        tabs: HashMap::new(),
     };
     if env.local_idp.is_none()
         && let Ok(v) = env.control_get("/_mock/clock").await
@@ -988,15 +1050,52 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
                     u.query_pairs_mut().append_pair("sessionToken", st);
                 }
                 start = u.to_string();
-            } else if via == "browser" {
-                return Err("via: browser needs the browser driver (issue 7), not built yet".into());
             }
-            vec![env.navigate(&si.actor, &start, &si.user, &si.password).await?]
+            if via == "browser" || env.is_browser_actor(s, &si.actor) {
+                let tab = env.tab(&si.actor).await?;
+                let params: Vec<(&str, &str)> = si.authorize_params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let landed = if params.is_empty() {
+                    tab.goto(&start).await
+                } else {
+                    tab.start_sign_in_with(&start, &params).await
+                }
+                .map_err(|e| format!("{e:#}"))?;
+                // The IdP's hosted page, unless an IdP session signs the user in at once.
+                if tab.text("#okta-signin-username").await.ok().flatten().is_some() || landed.contains("/login/login.htm") {
+                    tab.fill_and_submit_sign_in(&si.user, &si.password).await.map_err(|e| format!("{e:#}"))?;
+                }
+                vec![env.tab_resp(&si.actor, &tab, "GET").await?]
+            } else {
+                vec![env.navigate(&si.actor, &start, &si.user, &si.password).await?]
+            }
         }
         Action::Request(rq) => {
             env.actor(&rq.actor, s.actors.get(&rq.actor));
             for w in &rq.with {
                 env.actor(w, s.actors.get(w));
+            }
+            if env.tabs.contains_key(&rq.actor) {
+                // Browser tabs: fetch() in each page, all started before any is awaited.
+                let path = rq.path.replace("{whoami}", &env.sp.whoami_path);
+                let mut who: Vec<String> = (0..rq.concurrent.unwrap_or(1).max(1)).map(|_| rq.actor.clone()).collect();
+                who.extend(rq.with.iter().cloned());
+                let t = env.idp_now();
+                let mut pending = Vec::new();
+                for w in &who {
+                    let tab = env.tab_on_sp(w).await?;
+                    pending.push((w.clone(), tab.start_fetch(&path).await.map_err(|e| format!("{e:#}"))?));
+                }
+                let mut out = Vec::new();
+                for (w, p) in pending {
+                    let (status, body) = p.finish().await.map_err(|e| format!("{e:#}"))?;
+                    let url = format!("{}{path}", env.sp.base_url);
+                    env.http.push(HttpRecord { step: env.step, actor: w, method: "GET".into(), url: strip_query(&url), status, idp_time_ms: t });
+                    out.push(Resp { status, headers: Default::default(), body, url });
+                }
+                if let Some(e) = step.expect.clone() {
+                    check_responses(&e, &out)?;
+                }
+                return Ok(());
             }
             let http = env.actors[&rq.actor].http.clone();
             let url = if rq.path.starts_with("{idp}") {
@@ -1056,6 +1155,13 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
                 }
                 out
             }
+        }
+        Action::SignOut(a) if env.tabs.contains_key(&a.actor) => {
+            // In the browser, a sign-out is a navigation to the logout URL and the IdP round trip after it.
+            let tab = env.tab(&a.actor).await?;
+            let url = format!("{}{}", env.sp.base_url, env.sp.logout_path);
+            tab.goto(&url).await.map_err(|e| format!("{e:#}"))?;
+            vec![env.tab_resp(&a.actor, &tab, "GET").await?]
         }
         Action::SignOut(a) => {
             env.actor(&a.actor, s.actors.get(&a.actor));
