@@ -61,6 +61,16 @@ pub struct BenchArgs {
     /// Skip measuring the raw signing rate.
     #[arg(long)]
     pub no_signing_rate: bool,
+    /// client_credentials against another provider: its token endpoint path (default: mock-idp's
+    /// `/oauth2/default/v1/token`).
+    #[arg(long, default_value = "/oauth2/default/v1/token")]
+    pub token_path: String,
+    #[arg(long, default_value = "svc-local")]
+    pub client_id: String,
+    #[arg(long, default_value = "svc-local-secret")]
+    pub client_secret: String,
+    #[arg(long, default_value = "bsr.read")]
+    pub scope: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -110,6 +120,10 @@ pub fn signing_rate(threads: usize, secs: f64) -> f64 {
 struct Driver {
     http: reqwest::Client,
     base: String,
+    token_path: String,
+    client_id: String,
+    client_secret: String,
+    scope: String,
 }
 
 const REDIRECT: &str = "http://127.0.0.1:3000/oauth2/callback";
@@ -194,9 +208,9 @@ impl Driver {
     async fn client_credentials(&self) -> Result<(), String> {
         let r = self
             .http
-            .post(format!("{}/oauth2/default/v1/token", self.base))
-            .basic_auth("svc-local", Some("svc-local-secret"))
-            .form(&[("grant_type", "client_credentials"), ("scope", "bsr.read")])
+            .post(format!("{}{}", self.base, self.token_path))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", self.scope.as_str())])
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -232,7 +246,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         .trim_end_matches('/')
         .to_string();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(args.concurrency).build()?;
-    let driver = Arc::new(Driver { http, base });
+    let driver = Arc::new(Driver {
+        http,
+        base,
+        token_path: args.token_path.clone(),
+        client_id: args.client_id.clone(),
+        client_secret: args.client_secret.clone(),
+        scope: args.scope.clone(),
+    });
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let measuring = Arc::new(AtomicBool::new(false));

@@ -124,6 +124,18 @@ impl Clock {
         }
     }
 
+    /// The clock's state as `mock-idp --state` writes it: the offset against real time, and where it stands
+    /// if frozen.
+    pub fn persisted(&self) -> (i64, Option<Millis>) {
+        let s = *self.state.lock();
+        (s.offset_ms, s.frozen_at)
+    }
+
+    /// Puts back a state from [`Clock::persisted`], so a restarted mock goes on at the same virtual time.
+    pub fn restore(&self, offset_ms: i64, frozen_at: Option<Millis>) {
+        *self.state.lock() = ClockState { offset_ms, frozen_at };
+    }
+
     /// Back to the state the clock was created in (`/_mock/reset`).
     pub fn reset(&self) {
         *self.state.lock() = self.initial;

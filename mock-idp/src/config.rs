@@ -648,22 +648,42 @@ impl TenantConfig {
         }
         let mut origins = BTreeSet::new();
         for (i, o) in self.trusted_origins.iter().enumerate() {
-            check_origin(&o.origin).map_err(|m| err(format!("trusted_origins[{i}].origin"), &o.origin, m))?;
+            // Located from the trusted_origins list on: the same text (a redirect URI) may appear earlier, and
+            // a repeated origin is found at its own repetition.
+            let repeats = self.trusted_origins[..i].iter().filter(|x| x.origin == o.origin).count();
+            let at = |field: String, message: String| {
+                let (line, column) = if src.is_empty() { (None, None) } else { locate_after(src, "trusted_origins:", &o.origin, repeats) };
+                ConfigError { file: file.into(), line, column, field, message }
+            };
+            check_origin(&o.origin).map_err(|m| at(format!("trusted_origins[{i}].origin"), m))?;
             if !origins.insert(o.origin.to_ascii_lowercase()) {
-                return Err(err(
+                return Err(at(
                     format!("trusted_origins[{i}].origin"),
-                    &o.origin,
                     format!("An object with this field already exists in the current organization: {}", o.origin),
                 ));
             }
             if o.scopes.is_empty() {
-                return Err(err(format!("trusted_origins[{i}].scopes"), &o.origin, "a trusted origin needs at least one scope".into()));
+                return Err(at(format!("trusted_origins[{i}].scopes"), "a trusted origin needs at least one scope".into()));
             }
         }
         if self.session.lifetime_minutes == 0 {
             return Err(err("session.lifetime_minutes".into(), "lifetime_minutes", "must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+/// The line and column of the `nth` occurrence (0-based) of `needle` at or after the first line holding
+/// `anchor` (or its last occurrence there, if fewer); the first occurrence anywhere when there is none.
+fn locate_after(src: &str, anchor: &str, needle: &str, nth: usize) -> (Option<usize>, Option<usize>) {
+    let Some(start) = src.lines().position(|l| l.contains(anchor)) else {
+        return locate(src, needle);
+    };
+    let hits: Vec<(usize, usize)> =
+        src.lines().enumerate().skip(start).filter_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1))).collect();
+    match hits.get(nth).or(hits.last()) {
+        Some(&(l, c)) => (Some(l), Some(c)),
+        None => locate(src, needle),
     }
 }
 

@@ -26,6 +26,9 @@ pub struct KeyMaterial {
     pub n: String,
     pub e: String,
     pub public: RsaPublicKey,
+    /// The private key as PKCS#1 PEM, for the state file of `mock-idp --state` (never logged: `Debug`
+    /// shows the kid only).
+    pub pkcs1_pem: String,
 }
 
 impl std::fmt::Debug for KeyMaterial {
@@ -50,7 +53,8 @@ impl KeyMaterial {
         let der = key.to_pkcs1_der()?;
         let encoding = EncodingKey::from_rsa_der(der.as_bytes());
         let decoding = DecodingKey::from_rsa_components(&n, &e)?;
-        Ok(KeyMaterial { kid, encoding, decoding, n, e, public })
+        let pkcs1_pem = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?.to_string();
+        Ok(KeyMaterial { kid, encoding, decoding, n, e, public, pkcs1_pem })
     }
 
     /// Loads a PEM private key (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`).

@@ -17,6 +17,8 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod keys;
+pub mod persist;
+pub mod server;
 pub mod signing;
 pub mod tls;
 
@@ -24,7 +26,10 @@ pub mod tls;
 pub mod fixtures;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use anyhow::Context;
 
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
@@ -35,6 +40,8 @@ pub use clock::Clock;
 pub use config::TenantConfig;
 use core::tenant::Tenant;
 use http::AppState;
+pub use http::guard::MockControls;
+pub use server::Limits;
 
 /// How to start an IdP.
 #[derive(Clone)]
@@ -47,6 +54,31 @@ pub struct Options {
     pub fresh_keys: bool,
     /// Serve https with a certificate generated at start ([`MockIdp::tls_ca_pem`] is what clients trust).
     pub tls: bool,
+    /// Keep the tenant in this file (see [`persist`]): restored at start if it exists, written atomically
+    /// before every answer that changed it; a corrupt or incompatible file stops start-up.
+    pub state_file: Option<PathBuf>,
+    /// Who may use `/_mock/*`.
+    pub mock_controls: MockControls,
+    /// Request size limits and timeouts.
+    pub limits: Limits,
+    /// How much the request log and the System Log keep.
+    pub log_caps: LogCaps,
+}
+
+/// The caps of the logs; the oldest entries go first. The System Log also drops events older than Okta's
+/// 90-day retention on the tenant clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCaps {
+    /// `GET /_mock/requests` (default 10 000).
+    pub request_log: usize,
+    /// `GET /api/v1/logs` (default 50 000).
+    pub system_log: usize,
+}
+
+impl Default for LogCaps {
+    fn default() -> Self {
+        LogCaps { request_log: core::reqlog::MAX_ENTRIES, system_log: core::syslog::DEFAULT_MAX_EVENTS }
+    }
 }
 
 impl Default for Options {
@@ -58,6 +90,10 @@ impl Default for Options {
             clock: Clock::test_default(),
             fresh_keys: false,
             tls: false,
+            state_file: None,
+            mock_controls: MockControls::Open,
+            limits: Limits::default(),
+            log_caps: LogCaps::default(),
         }
     }
 }
@@ -103,10 +139,26 @@ impl MockIdp {
         // One key source for the tenant, its rebuilds and key rotations, so rotated keys come from the pool
         // in tests and are freshly generated in the binary.
         let source: Arc<dyn Fn(usize) -> Arc<keys::KeyMaterial> + Send + Sync> = Arc::new(key_source(opts.fresh_keys));
-        let tenant = Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &*source)?;
+        let restored = match &opts.state_file {
+            Some(p) => persist::read(p, &base_url)?,
+            None => None,
+        };
+        let mut tenant = match restored {
+            Some(r) => {
+                opts.clock.restore(r.clock_offset_ms, r.clock_frozen_at);
+                r.tenant
+            }
+            None => Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &*source)?,
+        };
+        let system_log_cap = opts.log_caps.system_log;
+        tenant.log.set_capacity(system_log_cap);
         let public_base = tenant.base_url.clone();
         let (clock, base, src) = (opts.clock.clone(), base_url.clone(), source.clone());
-        let rebuild = Box::new(move |c: &TenantConfig| Tenant::from_config(c.clone(), &base, clock.now_ms(), &*src));
+        let rebuild = Box::new(move |c: &TenantConfig| {
+            let mut t = Tenant::from_config(c.clone(), &base, clock.now_ms(), &*src)?;
+            t.log.set_capacity(system_log_cap);
+            Ok(t)
+        });
         let state = Arc::new(AppState {
             tenant: Mutex::new(tenant),
             clock: opts.clock.clone(),
@@ -114,7 +166,22 @@ impl MockIdp {
             initial_config: opts.config.clone(),
             keys: source,
             controls: http::faults::Controls::default(),
+            guard: http::guard::Guard::new(opts.mock_controls, opts.limits),
         });
+        state.controls.requests.lock().set_capacity(opts.log_caps.request_log);
+        if let Some(path) = &opts.state_file {
+            // The persister holds the state weakly, so a dropped IdP is freed and its writer ends.
+            let weak = Arc::downgrade(&state);
+            let persister = persist::Persister::new(path.clone(), move || {
+                let s = weak.upgrade().ok_or_else(|| "the IdP has stopped".to_string())?;
+                persist::snapshot_bytes(&s.tenant, &s.clock)
+            });
+            // Written at once, so an unwritable path stops start-up and the file is complete from the start.
+            let p = persister.clone();
+            tokio::task::spawn_blocking(move || p.write_now()).await?.map_err(anyhow::Error::msg).context("mock-idp --state")?;
+            persister.start();
+            let _ = state.guard.persister.set(persister);
+        }
         let app = http::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let stopped = async move {
@@ -128,15 +195,9 @@ impl MockIdp {
                 .collect();
             let material = tls::generate(&hosts)?;
             let listener = tls::TlsListener::new(listener, material.acceptor)?;
-            let task = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(stopped).await;
-            });
-            (task, Some(material.ca_pem))
+            (server::spawn(listener, app, &opts.limits, stopped), Some(material.ca_pem))
         } else {
-            let task = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(stopped).await;
-            });
-            (task, None)
+            (server::spawn(server::nodelay(listener), app, &opts.limits, stopped), None)
         };
         Ok(MockIdp { base_url: public_base, addr, state, shutdown: Some(tx), task: Some(task), tls_ca_pem })
     }
@@ -181,13 +242,29 @@ impl MockIdp {
         self.state.tenant.lock().refresh.check_invariants()
     }
 
-    /// Stops the server and waits for it.
+    /// With [`Options::state_file`]: writes the state file now, for changes made through
+    /// [`MockIdp::with_tenant`] or [`MockIdp::clock`] (requests write it themselves).
+    pub async fn save_state(&self) -> anyhow::Result<()> {
+        if let Some(p) = self.state.guard.persister.get() {
+            p.commit().await.map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the server and waits for it; with a state file, writes it a last time.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
+        }
+        if let Some(p) = self.state.guard.persister.get().cloned() {
+            let w = p.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || w.write_now()).await {
+                tracing::error!(error = %e, "the state file could not be written at shutdown");
+            }
+            p.close();
         }
     }
 }
@@ -199,6 +276,9 @@ impl Drop for MockIdp {
         }
         if let Some(t) = self.task.take() {
             t.abort();
+        }
+        if let Some(p) = self.state.guard.persister.get() {
+            p.close();
         }
     }
 }

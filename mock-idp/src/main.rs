@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mock_idp::{Clock, MockIdp, Options, TenantConfig};
+use mock_idp::{Clock, LogCaps, MockControls, MockIdp, Options, TenantConfig};
 
 #[derive(Parser)]
 #[command(name = "mock-idp", version, about = "A fake Okta OpenID Connect provider with a virtual clock")]
@@ -22,6 +22,28 @@ struct Args {
     /// Print the embedded default tenant and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Serve https with a certificate generated at start (signed by a throwaway CA; see --tls-cert-out).
+    #[arg(long, env = "MOCK_IDP_TLS")]
+    tls: bool,
+    /// With --tls: write the CA certificate (PEM) here for clients to trust, e.g. NODE_EXTRA_CA_CERTS=FILE.
+    #[arg(long, env = "MOCK_IDP_TLS_CERT_OUT", requires = "tls")]
+    tls_cert_out: Option<PathBuf>,
+    /// Keep the tenant (users, apps, keys, sessions, tokens, refresh families, System Log, clock) in this
+    /// file: restored at start, written before every answer that changed it.
+    #[arg(long, env = "MOCK_IDP_STATE")]
+    state: Option<PathBuf>,
+    /// Turn the mock-only controls off: /_mock/* (but /_mock/health) answers Okta's 404.
+    #[arg(long, env = "MOCK_IDP_NO_MOCK_CONTROLS", conflicts_with = "mock_controls_token_required")]
+    no_mock_controls: bool,
+    /// Require the management token (Authorization: SSWS …) for /_mock/* too.
+    #[arg(long, env = "MOCK_IDP_MOCK_CONTROLS_TOKEN_REQUIRED")]
+    mock_controls_token_required: bool,
+    /// Most entries GET /_mock/requests keeps (the oldest go first).
+    #[arg(long, env = "MOCK_IDP_REQUEST_LOG_CAP", default_value_t = LogCaps::default().request_log)]
+    request_log_cap: usize,
+    /// Most System Log events kept (the oldest go first; events older than 90 days always go).
+    #[arg(long, env = "MOCK_IDP_SYSTEM_LOG_CAP", default_value_t = LogCaps::default().system_log)]
+    system_log_cap: usize,
 }
 
 #[tokio::main]
@@ -45,7 +67,8 @@ async fn main() -> ExitCode {
         },
         None => TenantConfig::default_tenant(),
     };
-    if let Some(b) = args.base_url {
+    // An empty value (a compose file's `MOCK_IDP_BASE_URL:` left blank) means "not set".
+    if let Some(b) = args.base_url.filter(|b| !b.trim().is_empty()) {
         config.base_url = Some(b);
     }
     if !args.addr.ip().is_loopback() {
@@ -54,15 +77,40 @@ async fn main() -> ExitCode {
             args.addr
         );
     }
-    let opts = Options { config, addr: args.addr, clock: Clock::system(), fresh_keys: true };
+    let mock_controls = if args.no_mock_controls {
+        MockControls::Off
+    } else if args.mock_controls_token_required {
+        MockControls::TokenRequired
+    } else {
+        MockControls::Open
+    };
+    let opts = Options {
+        config,
+        addr: args.addr,
+        clock: Clock::system(),
+        fresh_keys: true,
+        tls: args.tls,
+        state_file: args.state.clone(),
+        mock_controls,
+        log_caps: LogCaps { request_log: args.request_log_cap, system_log: args.system_log_cap },
+        ..Options::default()
+    };
     let idp = match MockIdp::start(opts).await {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("mock-idp: cannot start on {}: {e}", args.addr);
+            eprintln!("mock-idp: cannot start on {}: {e:#}", args.addr);
             return ExitCode::from(1);
         }
     };
-    println!("mock-idp listening on http://{}", idp.addr());
+    if let (Some(path), Some(pem)) = (&args.tls_cert_out, idp.tls_ca_pem()) {
+        // Written before the "listening" line, so whoever waits for that line finds the file complete.
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!("mock-idp: cannot write the TLS certificate to {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let scheme = if args.tls { "https" } else { "http" };
+    println!("mock-idp listening on {scheme}://{}", idp.addr());
     shutdown_signal().await;
     idp.shutdown().await;
     ExitCode::SUCCESS

@@ -1,15 +1,28 @@
 //! RS256 signing of the JWTs a plan asks for. Runs outside the tenant lock: signing is the slow part.
+//!
+//! The `tamper_id_token` / `tamper_access_token` fault actions are carried out here too, because a
+//! defect has to be put in before (claims) or while (header, signature, key) the token is signed.
 
-use jsonwebtoken::{Algorithm, Header};
-use serde_json::{Map, Value};
+use std::sync::{Arc, OnceLock};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Map, Value, json};
+
+use crate::core::faults::{TAMPER_SHIFT_S, TAMPERED_AUDIENCE, TAMPERED_ISSUER, TAMPERED_NONCE, TokenDefect};
 use crate::core::flows::{MintPlan, at_hash};
 use crate::keys::KeyMaterial;
 
 /// Signs claims with a key, header `{"alg":"RS256","kid":…}` as Okta's.
 pub fn sign(claims: &Map<String, Value>, key: &KeyMaterial) -> String {
+    sign_with_kid(claims, key, &key.kid)
+}
+
+/// Signs with `key` but names `kid` in the header (the same as `key.kid` except when tampering).
+fn sign_with_kid(claims: &Map<String, Value>, key: &KeyMaterial, kid: &str) -> String {
     let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(key.kid.clone());
+    header.kid = Some(kid.to_string());
     // Okta's JWT headers carry only `kid` and `alg`.
     header.typ = None;
     // Encoding a JSON map with a valid RSA key cannot fail; a failure would be a defect in the key setup.
@@ -23,11 +36,122 @@ pub struct Signed {
 }
 
 pub fn sign_plan(plan: &MintPlan) -> Signed {
-    let access_token = sign(&plan.access_claims, &plan.access_key);
+    sign_plan_with(plan, None, "")
+}
+
+/// Which token of a plan a tampering fault changes, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    IdToken(TokenDefect),
+    AccessToken(TokenDefect),
+}
+
+/// Signs a plan, putting `tamper`'s one defect into one of its tokens. `client_secret` is the HMAC key of
+/// `hs256_client_secret` and must not be empty when that defect is asked for (an app without a secret
+/// passes its client id). The ID token's `at_hash` is always the hash
+/// of the access token actually sent, so tampering with the access token leaves the ID token valid.
+pub fn sign_plan_with(plan: &MintPlan, tamper: Option<Tamper>, client_secret: &str) -> Signed {
+    let access_token = match tamper {
+        Some(Tamper::AccessToken(d)) => tampered(&plan.access_claims, &plan.access_key, d, "", client_secret),
+        _ => sign(&plan.access_claims, &plan.access_key),
+    };
     let id_token = plan.id_claims.as_ref().map(|c| {
         let mut c = c.clone();
         c.insert("at_hash".into(), Value::String(at_hash(&access_token)));
-        sign(&c, &plan.id_key)
+        match tamper {
+            Some(Tamper::IdToken(d)) => tampered(&c, &plan.id_key, d, &access_token, client_secret),
+            _ => sign(&c, &plan.id_key),
+        }
     });
     Signed { access_token, id_token }
+}
+
+/// A key no JWKS publishes, made once per process: what `unknown_kid` and `same_kid_other_key` sign with.
+pub fn foreign_key() -> Arc<KeyMaterial> {
+    static KEY: OnceLock<Arc<KeyMaterial>> = OnceLock::new();
+    KEY.get_or_init(|| Arc::new(KeyMaterial::generate())).clone()
+}
+
+/// What `bad_at_hash` hashes instead of the access token.
+pub fn bad_at_hash(access_token: &str) -> String {
+    at_hash(&format!("{access_token}.tampered"))
+}
+
+fn shift(c: &mut Map<String, Value>, claim: &str, by: i64) {
+    if let Some(v) = c.get(claim).and_then(Value::as_i64) {
+        c.insert(claim.into(), json!(v + by));
+    }
+}
+
+/// One token with one defect: the claims as planned with the defect's change, then signed as the defect
+/// says (normally RS256 with `key`).
+fn tampered(claims: &Map<String, Value>, key: &KeyMaterial, d: TokenDefect, access_token: &str, client_secret: &str) -> String {
+    let mut c = claims.clone();
+    match d {
+        TokenDefect::WrongIss => {
+            c.insert("iss".into(), json!(TAMPERED_ISSUER));
+        }
+        TokenDefect::WrongAud => {
+            c.insert("aud".into(), json!(TAMPERED_AUDIENCE));
+        }
+        TokenDefect::ExtraAudWithoutAzp => {
+            let aud = c.get("aud").cloned().unwrap_or(Value::Null);
+            c.insert("aud".into(), json!([aud, TAMPERED_AUDIENCE]));
+            c.remove("azp");
+        }
+        TokenDefect::Expired => {
+            let iat = c.get("iat").and_then(Value::as_i64).unwrap_or(0);
+            c.insert("exp".into(), json!(iat - TAMPER_SHIFT_S));
+        }
+        TokenDefect::IatInFuture => shift(&mut c, "iat", TAMPER_SHIFT_S),
+        TokenDefect::WrongNonce => {
+            c.insert("nonce".into(), json!(TAMPERED_NONCE));
+        }
+        TokenDefect::MissingNonce => {
+            c.remove("nonce");
+        }
+        TokenDefect::BadAtHash => {
+            c.insert("at_hash".into(), json!(bad_at_hash(access_token)));
+        }
+        TokenDefect::MissingSub => {
+            c.remove("sub");
+        }
+        TokenDefect::EmailUnverified => {
+            c.insert("email_verified".into(), json!(false));
+        }
+        TokenDefect::AlgNone
+        | TokenDefect::Hs256ClientSecret
+        | TokenDefect::BadSignature
+        | TokenDefect::UnknownKid
+        | TokenDefect::SameKidOtherKey => {}
+    }
+    match d {
+        TokenDefect::AlgNone => {
+            let header = json!({"alg": "none", "kid": key.kid});
+            let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+            format!("{}.{}.", part(&header), part(&Value::Object(c)))
+        }
+        TokenDefect::Hs256ClientSecret => {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(key.kid.clone());
+            header.typ = None;
+            // jsonwebtoken refuses an empty HMAC key; the token handler passes the client secret or, for an app
+            // without one, its client id, so the key is never empty. Encoding a JSON map cannot fail.
+            let key = EncodingKey::from_secret(client_secret.as_bytes()).expect("a non-empty HMAC key");
+            jsonwebtoken::encode(&header, &c, &key).expect("HS256 signing")
+        }
+        TokenDefect::BadSignature => {
+            let jwt = sign(&c, key);
+            let (signing_input, sig) = jwt.rsplit_once('.').unwrap_or((&jwt, ""));
+            let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
+            let mid = bytes.len() / 2;
+            if let Some(b) = bytes.get_mut(mid) {
+                *b ^= 0xff;
+            }
+            format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(bytes))
+        }
+        TokenDefect::UnknownKid => sign(&c, &foreign_key()),
+        TokenDefect::SameKidOtherKey => sign_with_kid(&c, &foreign_key(), &key.kid),
+        _ => sign(&c, key),
+    }
 }

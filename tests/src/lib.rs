@@ -267,6 +267,7 @@ pub async fn verify_id_token(idp_base: &str, server: Server, jwt: &str, client_i
 pub async fn verify_jwt(idp_base: &str, server: Server, jwt: &str, aud: &str) -> anyhow::Result<Value> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
     mock_idp::keys::install_crypto_provider();
+    harness::crypto::install();
     let http = reqwest::Client::new();
     let jwks: JwkSet = http.get(format!("{idp_base}{}", server.endpoint("keys"))).send().await?.error_for_status()?.json().await?;
     let header = jsonwebtoken::decode_header(jwt)?;
@@ -392,6 +393,8 @@ impl Client {
     }
 
     pub fn for_base(base: &str) -> Self {
+        // reqwest is built with rustls and no default provider in this workspace.
+        harness::crypto::install();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)

@@ -48,8 +48,11 @@ async fn the_scenario_library_passes() {
     let list = select(&a).expect("the library parses");
     assert!(list.len() >= 30, "at least 30 scenarios, found {}", list.len());
     let reports = run_all(list, &a, false, None).await;
+    // A recommended conformance requirement the stub does not implement is reported, not a failure; which
+    // ones those are is asserted exactly by tests/tests/conformance.rs.
     let failed: Vec<String> = reports
         .iter()
+        .filter(|r| r.level.as_deref() != Some("recommended"))
         .filter_map(|r| match &r.outcome {
             Outcome::Failed { message, .. } => Some(format!("{}: {message}", r.name)),
             _ => None,

@@ -63,6 +63,60 @@ pub fn parse(src: &str, file: &str) -> Result<Scenario, ConfigError> {
             }
         }
     }
+    if let Some(l) = &s.level
+        && !matches!(l.as_str(), "required" | "recommended")
+    {
+        return Err(err("level".into(), "level:", format!("level is required or recommended, got {l:?}")));
+    }
+    for (name, a) in &s.actors {
+        if let Some(k) = &a.kind
+            && !matches!(k.as_str(), "http" | "browser")
+        {
+            return Err(err(format!("actors.{name}.kind"), k, format!("kind is http or browser, got {k:?}")));
+        }
+    }
+    const ENDPOINTS: &[&str] =
+        &["authorize", "token", "keys", "userinfo", "introspect", "revoke", "logout", "discovery", "authn", "login", "api"];
+    for (i, step) in s.steps.iter().enumerate() {
+        let f = |x: &str| format!("steps[{i}].{}.{x}", step.action.name());
+        match &step.action {
+            Action::SignIn(si) => {
+                if let Some(v) = &si.via
+                    && !matches!(v.as_str(), "form" | "authn" | "browser")
+                {
+                    return Err(err(f("via"), v, format!("via is form, authn or browser, got {v:?}")));
+                }
+            }
+            Action::Request(r) => {
+                if !matches!(r.method.to_uppercase().as_str(), "GET" | "POST" | "PUT" | "DELETE") {
+                    return Err(err(f("method"), &r.method, format!("method is GET, POST, PUT or DELETE, got {:?}", r.method)));
+                }
+                if r.concurrent.is_some_and(|n| n == 0 || n > 256) {
+                    return Err(err(f("concurrent"), "concurrent", "concurrent is between 1 and 256".into()));
+                }
+            }
+            Action::IdpRefresh(r) if r.concurrent.is_some_and(|n| n == 0 || n > 256) => {
+                return Err(err(f("concurrent"), "concurrent", "concurrent is between 1 and 256".into()));
+            }
+            Action::WaitFor(w)
+                if !(w.step_seconds > 0.0 && w.step_seconds.is_finite() && w.max_seconds >= 0.0 && w.max_seconds.is_finite()) =>
+            {
+                return Err(err(f("step_seconds"), "wait_for", "step_seconds must be above 0 and max_seconds at least 0".into()));
+            }
+            Action::Check(c) => {
+                for rc in &c.requests {
+                    if !ENDPOINTS.contains(&rc.endpoint.as_str()) {
+                        return Err(err(
+                            f("requests"),
+                            &rc.endpoint,
+                            format!("unknown endpoint {:?}; one of {}", rc.endpoint, ENDPOINTS.join(", ")),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
     for t in s.targets.iter() {
         if !matches!(t.as_str(), "stub" | "external") {
             return Err(err("targets".into(), t, format!("unknown target kind {t:?}: stub or external")));

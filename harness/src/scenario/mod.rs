@@ -4,6 +4,7 @@ pub mod load;
 pub mod model;
 pub mod report;
 pub mod runner;
+pub mod verdict;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -184,6 +185,10 @@ pub async fn run_all(
 
 /// `harness run`: exit 0 when all pass, 1 when any fails, 2 on usage or scenario-file errors.
 pub async fn cli_run(args: RunArgs) -> i32 {
+    if args.jobs == 0 || args.repeat == 0 {
+        eprintln!("harness: --jobs and --repeat take a number of at least 1");
+        return 2;
+    }
     let list = match select(&args) {
         Ok(l) => l,
         Err(errors) => {
@@ -221,24 +226,37 @@ pub async fn cli_run(args: RunArgs) -> i32 {
         }
     }
     print!("{}", report::terminal(&reports));
+    // Conformance requirements in the run get their verdict table, so the exit status is explained: a
+    // recommended requirement that is not met does not fail the run.
+    let profile: Vec<ScenarioReport> = reports.iter().filter(|r| r.level.is_some()).cloned().collect();
+    if !profile.is_empty() {
+        print!("{}", verdict::terminal(&profile));
+    }
+    // A report that cannot be written fails the run (exit 2): CI must not pass without its reports.
+    let write_failed = std::cell::Cell::new(false);
     let write = |p: &PathBuf, s: String| {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
         if let Err(e) = std::fs::write(p, s) {
             eprintln!("harness: cannot write {}: {e}", p.display());
+            write_failed.set(true);
         }
     };
     if let Some(p) = &args.junit {
-        write(p, report::junit(&reports));
+        write(p, if verdict::is_profile(&reports) { verdict::junit(&reports) } else { report::junit(&reports) });
     }
     if let Some(p) = &args.json {
         write(p, report::json(&reports));
     }
     if let Some(p) = &args.html {
-        write(p, report::html(&reports));
+        write(p, if verdict::is_profile(&reports) { verdict::html(&reports) } else { report::html(&reports) });
     }
-    if report::totals(&reports).failed > 0 { 1 } else { 0 }
+    if write_failed.get() {
+        return 2;
+    }
+    // Recommended (and not-applicable) requirements of a conformance profile never fail the run.
+    verdict::exit_code(&reports)
 }
 
 /// `harness list`: scenarios with their case and tags.

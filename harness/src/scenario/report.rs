@@ -36,7 +36,7 @@ pub fn totals(rs: &[ScenarioReport]) -> Totals {
 pub fn terminal(rs: &[ScenarioReport]) -> String {
     let mut o = String::new();
     let w = rs.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
-    let _ = writeln!(o, "{:<w$}  {:<7}  {:>8}  {}", "scenario", "result", "time", "detail");
+    let _ = writeln!(o, "{:<w$}  {:<7}  {:>8}  detail", "scenario", "result", "time");
     for r in rs {
         let (res, detail) = match &r.outcome {
             Outcome::Passed => ("pass", r.expect_failure.as_ref().map(|f| format!("reproduces: {f}")).unwrap_or_default()),

@@ -391,7 +391,14 @@ impl Env {
         let status = tab.status().await.unwrap_or(0);
         let body = tab.source().await.map_err(|e| format!("{e:#}"))?;
         let t = self.idp_now();
-        self.http.push(HttpRecord { step: self.step, actor: actor.into(), method: method.into(), url: strip_query(&url), status, idp_time_ms: t });
+        self.http.push(HttpRecord {
+            step: self.step,
+            actor: actor.into(),
+            method: method.into(),
+            url: strip_query(&url),
+            status,
+            idp_time_ms: t,
+        });
         Ok(Resp { status, headers: Default::default(), body, url })
     }
 
@@ -509,7 +516,14 @@ impl Env {
                 let tab = self.tab_on_sp(actor).await?;
                 let (status, body) = tab.fetch(&self.sp.whoami_path).await.map_err(|e| format!("{e:#}"))?;
                 let t = self.idp_now();
-                self.http.push(HttpRecord { step: self.step, actor: actor.clone(), method: "GET".into(), url: url.clone(), status, idp_time_ms: t });
+                self.http.push(HttpRecord {
+                    step: self.step,
+                    actor: actor.clone(),
+                    method: "GET".into(),
+                    url: url.clone(),
+                    status,
+                    idp_time_ms: t,
+                });
                 Resp { status, headers: Default::default(), body, url }
             } else {
                 let http = self.actor(actor, None).http.clone();
@@ -1054,12 +1068,8 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
             if via == "browser" || env.is_browser_actor(s, &si.actor) {
                 let tab = env.tab(&si.actor).await?;
                 let params: Vec<(&str, &str)> = si.authorize_params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let landed = if params.is_empty() {
-                    tab.goto(&start).await
-                } else {
-                    tab.start_sign_in_with(&start, &params).await
-                }
-                .map_err(|e| format!("{e:#}"))?;
+                let landed = if params.is_empty() { tab.goto(&start).await } else { tab.start_sign_in_with(&start, &params).await }
+                    .map_err(|e| format!("{e:#}"))?;
                 // The IdP's hosted page, unless an IdP session signs the user in at once.
                 if tab.text("#okta-signin-username").await.ok().flatten().is_some() || landed.contains("/login/login.htm") {
                     tab.fill_and_submit_sign_in(&si.user, &si.password).await.map_err(|e| format!("{e:#}"))?;
@@ -1089,7 +1099,14 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
                 for (w, p) in pending {
                     let (status, body) = p.finish().await.map_err(|e| format!("{e:#}"))?;
                     let url = format!("{}{path}", env.sp.base_url);
-                    env.http.push(HttpRecord { step: env.step, actor: w, method: "GET".into(), url: strip_query(&url), status, idp_time_ms: t });
+                    env.http.push(HttpRecord {
+                        step: env.step,
+                        actor: w,
+                        method: "GET".into(),
+                        url: strip_query(&url),
+                        status,
+                        idp_time_ms: t,
+                    });
                     out.push(Resp { status, headers: Default::default(), body, url });
                 }
                 if let Some(e) = step.expect.clone() {
@@ -1111,7 +1128,12 @@ async fn run_step(env: &mut Env, s: &Scenario, step: &Step) -> Result<(), String
                 senders.push((w.clone(), env.actors[w].http.clone()));
             }
             if senders.len() == 1 {
-                let rb = if rq.method.eq_ignore_ascii_case("POST") { http.post(&url).form(&rq.form) } else { http.get(&url) };
+                let rb = match rq.method.to_uppercase().as_str() {
+                    "POST" => http.post(&url).form(&rq.form),
+                    "PUT" => http.put(&url).form(&rq.form),
+                    "DELETE" => http.delete(&url),
+                    _ => http.get(&url),
+                };
                 let r = env.send(&rq.actor, rb.header("accept", "application/json"), &rq.method.to_uppercase(), &url).await?;
                 if rq.follow && (300..400).contains(&r.status) {
                     let loc = r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("/").to_string();

@@ -5,7 +5,8 @@
 //!
 //! A run is a profile run when every scenario in it has a `level` ([`is_profile`]). Its exit status then
 //! follows the verdict, not the raw pass count: a `recommended` requirement that is not met is reported
-//! but does not fail the run; a `required` one does ([`exit_code`]).
+//! but does not fail the run, nor does one that was not applicable; a `required` one does
+//! ([`exit_code`]).
 
 use std::fmt::Write;
 
@@ -28,6 +29,11 @@ pub enum Verdict {
     NotMet,
     /// The scenario did not run against this service provider (e.g. a stub-only check and `--target`).
     Skipped,
+    /// The requirement was not exercised: the scenario installed a fault, the service provider redeemed
+    /// its code, but the IdP never applied the fault to an answer, so the failure that followed says
+    /// nothing about the requirement. The nonce defects do this when the service provider sends no nonce
+    /// (the code flow allows that; OpenID Connect Core §3.1.3.7 item 11 then asks nothing).
+    NotApplicable,
 }
 
 impl Verdict {
@@ -37,6 +43,7 @@ impl Verdict {
             Verdict::Fail => "FAIL",
             Verdict::NotMet => "not met",
             Verdict::Skipped => "skipped",
+            Verdict::NotApplicable => "n/a",
         }
     }
 }
@@ -66,11 +73,21 @@ fn is_required(r: &ScenarioReport) -> bool {
     r.level.as_deref() != Some("recommended")
 }
 
+/// Whether the scenario installed a fault that never applied although the service provider redeemed a
+/// code (so the flow the fault was meant for did happen).
+fn fault_never_applied(r: &ScenarioReport) -> bool {
+    let installed = r.steps.iter().any(|s| s.action == "fault" && s.ok);
+    let applied = r.idp_requests.iter().any(|q| !q["fault"].is_null());
+    let redeemed = r.idp_requests.iter().any(|q| q["endpoint"] == "token" && q["grant_type"] == "authorization_code" && q["status"] == 200);
+    installed && !applied && redeemed
+}
+
 /// The verdict of one scenario report.
 pub fn verdict(r: &ScenarioReport) -> Verdict {
     match (&r.outcome, is_required(r)) {
         (Outcome::Passed, _) => Verdict::Pass,
         (Outcome::Skipped { .. }, _) => Verdict::Skipped,
+        (Outcome::Failed { .. }, _) if fault_never_applied(r) => Verdict::NotApplicable,
         (Outcome::Failed { .. }, true) => Verdict::Fail,
         (Outcome::Failed { .. }, false) => Verdict::NotMet,
     }
@@ -176,6 +193,14 @@ fn window(r: &ScenarioReport, step: usize) -> &[Value] {
 /// `(summary, evidence)` of one scenario report.
 pub fn evidence(r: &ScenarioReport) -> (String, String) {
     let mut o = String::new();
+    if verdict(r) == Verdict::NotApplicable {
+        let _ = writeln!(o, "the fault was installed and the service provider redeemed its code, but the IdP never applied the fault");
+        let _ = writeln!(o, "(a nonce defect needs a nonce in the authorization request; this service provider sent none)");
+        if let Outcome::Failed { message, .. } = &r.outcome {
+            let _ = writeln!(o, "the run then failed with: {message}");
+        }
+        return ("not exercised: the IdP never applied the fault (for a nonce defect: no nonce was sent)".into(), o);
+    }
     let summary = match &r.outcome {
         Outcome::Skipped { reason } => return (format!("skipped: {reason}"), format!("skipped: {reason}\n")),
         Outcome::Failed { step, message } => {
@@ -210,7 +235,7 @@ pub fn evidence(r: &ScenarioReport) -> (String, String) {
             let fault_step = r.steps.iter().find(|s| s.action == "fault").map(|s| s.index);
             let answer = fault_step.and_then(|f| {
                 let idp = idp_origin(r);
-                r.http.iter().filter(|h| h.step == f + 1 && idp.as_deref() != Some(origin(&h.url))).next_back()
+                r.http.iter().rfind(|h| h.step == f + 1 && idp.as_deref() != Some(origin(&h.url)))
             });
             for q in &faults {
                 let _ = writeln!(o, "IdP: {}", request_line(q));
@@ -223,7 +248,7 @@ pub fn evidence(r: &ScenarioReport) -> (String, String) {
                     format!("{}; the service provider answered {} at {}", q["fault"].as_str().unwrap_or(""), h.status, path_of(&h.url))
                 }
                 (Some(q), None) => q["fault"].as_str().unwrap_or("").to_string(),
-                _ => String::new(),
+                _ => format!("all {} steps passed", r.steps.len()),
             }
         }
     };
@@ -238,6 +263,7 @@ pub struct Tally {
     pub recommended_met: usize,
     pub recommended: usize,
     pub skipped: usize,
+    pub not_applicable: usize,
 }
 
 pub fn tally(rs: &[ScenarioReport]) -> Tally {
@@ -245,6 +271,7 @@ pub fn tally(rs: &[ScenarioReport]) -> Tally {
     for r in rs {
         match (verdict(r), is_required(r)) {
             (Verdict::Skipped, _) => t.skipped += 1,
+            (Verdict::NotApplicable, _) => t.not_applicable += 1,
             (v, true) => {
                 t.required += 1;
                 t.required_met += usize::from(v == Verdict::Pass);
@@ -266,6 +293,9 @@ pub fn conclusion(rs: &[ScenarioReport]) -> String {
         "conformance: {status}: {}/{} required met, {}/{} recommended met",
         t.required_met, t.required, t.recommended_met, t.recommended
     );
+    if t.not_applicable > 0 {
+        let _ = write!(s, ", {} not applicable", t.not_applicable);
+    }
     if t.skipped > 0 {
         let _ = write!(s, ", {} skipped", t.skipped);
     }
@@ -303,7 +333,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let total_ms: u128 = rs.iter().map(|r| r.duration_ms).sum();
     let failures = rows.iter().filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::NotMet)).count();
-    let skipped = rows.iter().filter(|r| r.verdict == Verdict::Skipped).count();
+    let skipped = rows.iter().filter(|r| matches!(r.verdict, Verdict::Skipped | Verdict::NotApplicable)).count();
     let _ = writeln!(
         o,
         "<testsuites name=\"conformance\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"0\" time=\"{:.3}\">",
@@ -316,7 +346,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
             continue;
         }
         let f = items.iter().filter(|(r, _)| matches!(r.verdict, Verdict::Fail | Verdict::NotMet)).count();
-        let s = items.iter().filter(|(r, _)| r.verdict == Verdict::Skipped).count();
+        let s = items.iter().filter(|(r, _)| matches!(r.verdict, Verdict::Skipped | Verdict::NotApplicable)).count();
         let ms: u128 = items.iter().map(|(_, r)| r.duration_ms).sum();
         let _ = writeln!(
             o,
@@ -348,7 +378,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
                     let _ =
                         writeln!(o, "      <failure message=\"{}\" type=\"{kind}\">{}</failure>", xml(&row.summary), xml(&row.evidence));
                 }
-                Verdict::Skipped => {
+                Verdict::Skipped | Verdict::NotApplicable => {
                     let _ = writeln!(o, "      <skipped message=\"{}\" />", xml(&row.summary));
                 }
             }
@@ -371,7 +401,7 @@ pub fn html_table(rs: &[ScenarioReport]) -> String {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::NotMet => "notmet",
-            Verdict::Skipped => "skip",
+            Verdict::Skipped | Verdict::NotApplicable => "skip",
         };
         let _ = write!(
             o,
@@ -403,6 +433,9 @@ pub fn html(rs: &[ScenarioReport]) -> String {
 /// The exit status of a profile run: 1 when a required requirement is not met (or, in a mixed run, any
 /// scenario without a level failed), 0 otherwise; recommended requirements never fail the run.
 pub fn exit_code(rs: &[ScenarioReport]) -> i32 {
-    let failed = rs.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }) && (r.level.is_none() || is_required(r)));
+    let failed = rs.iter().any(|r| match r.level {
+        None => matches!(r.outcome, Outcome::Failed { .. }),
+        Some(_) => verdict(r) == Verdict::Fail,
+    });
     i32::from(failed)
 }

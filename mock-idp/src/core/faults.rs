@@ -10,6 +10,12 @@
 //! the documented ones: `{"endpoint": "token", "grant_type": "refresh_token", "client_id": "bsr-local",
 //! "times": 1, "action": A}` with A one of `{"respond": {"status": 503}}`, `{"delay_ms": 2000}`,
 //! `"drop_after_commit"` or `{"hold": {"until_waiting": 2}}`.
+//!
+//! Tampering actions (`{"tamper_id_token": "wrong_iss"}`, `{"tamper_access_token": "expired"}`,
+//! `{"tamper_authorize": "wrong_state"}`) do not act on the request: they change the answer the handler
+//! builds, so the handler takes them ([`FaultSet::take_tamper`]) at the moment it mints a token or builds a
+//! code redirect. A tampering rule is therefore used only by an answer it can change (a code redirect, a
+//! token answer with an ID token), never by the sign-in page hop or an error.
 
 use std::collections::BTreeMap;
 
@@ -113,6 +119,122 @@ pub struct Hold {
     pub until_waiting: u32,
 }
 
+/// Declares [`TokenDefect`] with its JSON names, whether it applies to access tokens, and the request-log
+/// labels (`tamper_id_token:<name>`, `tamper_access_token:<name>`), so the three never disagree.
+macro_rules! token_defects {
+    ($($(#[$doc:meta])* $v:ident = $name:literal, access: $access:literal;)*) => {
+        /// One defect a tampered token carries; everything else stays as the IdP minted it, so a relying
+        /// party that rejects the token can only have rejected it for this defect.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum TokenDefect {
+            $($(#[$doc])* #[serde(rename = $name)] $v,)*
+        }
+
+        impl TokenDefect {
+            /// Every defect, in documentation order.
+            pub const ALL: &'static [TokenDefect] = &[$(TokenDefect::$v),*];
+
+            /// The JSON name, e.g. `wrong_iss`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(TokenDefect::$v => $name),* }
+            }
+
+            /// Whether the defect means anything in an access token (nonce, at_hash, azp and email are
+            /// ID-token claims).
+            pub fn applies_to_access_token(self) -> bool {
+                match self { $(TokenDefect::$v => $access),* }
+            }
+
+            fn id_token_label(self) -> &'static str {
+                match self { $(TokenDefect::$v => concat!("tamper_id_token:", $name)),* }
+            }
+
+            fn access_token_label(self) -> &'static str {
+                match self { $(TokenDefect::$v => concat!("tamper_access_token:", $name)),* }
+            }
+        }
+    };
+}
+
+token_defects! {
+    /// `iss` is another issuer ([`TAMPERED_ISSUER`]).
+    WrongIss = "wrong_iss", access: true;
+    /// `aud` is another audience ([`TAMPERED_AUDIENCE`]).
+    WrongAud = "wrong_aud", access: true;
+    /// `aud` is `[client_id, TAMPERED_AUDIENCE]` and there is no `azp`.
+    ExtraAudWithoutAzp = "extra_aud_without_azp", access: false;
+    /// `exp` is an hour before the minting instant (`iat` is unchanged).
+    Expired = "expired", access: true;
+    /// `iat` is an hour after the minting instant (`exp` is unchanged).
+    IatInFuture = "iat_in_future", access: true;
+    /// `nonce` is [`TAMPERED_NONCE`] instead of the one the client sent.
+    WrongNonce = "wrong_nonce", access: false;
+    /// No `nonce` claim although the client sent one.
+    MissingNonce = "missing_nonce", access: false;
+    /// Header `alg` is `none` and the signature is empty.
+    AlgNone = "alg_none", access: true;
+    /// Header `alg` is `HS256`, signed with the client secret as the HMAC key.
+    Hs256ClientSecret = "hs256_client_secret", access: true;
+    /// A correct RS256 signature with the bits of one byte flipped.
+    BadSignature = "bad_signature", access: true;
+    /// Signed with a key that is not in the JWKS, under that key's own kid.
+    UnknownKid = "unknown_kid", access: true;
+    /// Signed with a key that is not in the JWKS, under the kid of the active key.
+    SameKidOtherKey = "same_kid_other_key", access: true;
+    /// `at_hash` is not the hash of the access token that came with the ID token.
+    BadAtHash = "bad_at_hash", access: false;
+    /// No `sub` claim.
+    MissingSub = "missing_sub", access: true;
+    /// `email_verified` is `false`.
+    EmailUnverified = "email_unverified", access: false;
+}
+
+impl TokenDefect {
+    /// `wrong_nonce` and `missing_nonce` change the nonce the client sent, so they apply only to ID tokens
+    /// that carry one (a login whose authorization request had a nonce; not Okta's refreshed ID tokens).
+    /// Without a nonce in the request, OpenID Connect Core §3.1.3.7 item 11 asks nothing of the client.
+    pub fn needs_nonce(self) -> bool {
+        matches!(self, TokenDefect::WrongNonce | TokenDefect::MissingNonce)
+    }
+}
+
+/// The issuer a `wrong_iss` token (or a `wrong_iss_param` redirect) names.
+pub const TAMPERED_ISSUER: &str = "https://issuer.attacker.example";
+/// The audience a `wrong_aud` token names, and the extra one of `extra_aud_without_azp`.
+pub const TAMPERED_AUDIENCE: &str = "mock-idp-other-audience";
+/// The nonce of a `wrong_nonce` ID token.
+pub const TAMPERED_NONCE: &str = "mock-idp-tampered-nonce";
+/// The `state` of a `wrong_state` redirect.
+pub const TAMPERED_STATE: &str = "mock-idp-tampered-state";
+/// How far `expired` and `iat_in_future` move the claim: an hour, beyond any sensible clock skew.
+pub const TAMPER_SHIFT_S: i64 = 3600;
+
+/// A defect of an authorization response (the redirect that carries the code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizeDefect {
+    /// `state` is [`TAMPERED_STATE`], not the client's.
+    WrongState,
+    /// An RFC 9207 `iss` parameter that is not the issuer ([`TAMPERED_ISSUER`]).
+    WrongIssParam,
+}
+
+impl AuthorizeDefect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizeDefect::WrongState => "wrong_state",
+            AuthorizeDefect::WrongIssParam => "wrong_iss_param",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            AuthorizeDefect::WrongState => "tamper_authorize:wrong_state",
+            AuthorizeDefect::WrongIssParam => "tamper_authorize:wrong_iss_param",
+        }
+    }
+}
+
 /// What happens to a matching request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -126,17 +248,33 @@ pub enum Action {
     /// Hold matching requests until `until_waiting` of them wait (or until released), then let them all
     /// go at once.
     Hold(Hold),
+    /// The ID token of the next token answer that has one carries this defect (endpoint `token`).
+    TamperIdToken(TokenDefect),
+    /// The access token of the next successful token answer carries this defect (endpoint `token`); the
+    /// ID token's `at_hash` is computed over the tampered access token, so the ID token stays valid.
+    TamperAccessToken(TokenDefect),
+    /// The next code redirect carries this defect (endpoint `authorize`).
+    TamperAuthorize(AuthorizeDefect),
 }
 
 impl Action {
-    /// The name the request log shows in `fault`.
+    /// The name the request log shows in `fault`; tampering names its defect, e.g.
+    /// `tamper_id_token:wrong_iss`.
     pub fn name(&self) -> &'static str {
         match self {
             Action::Respond(_) => "respond",
             Action::DelayMs(_) => "delay",
             Action::DropAfterCommit => "drop_after_commit",
             Action::Hold(_) => "hold",
+            Action::TamperIdToken(d) => d.id_token_label(),
+            Action::TamperAccessToken(d) => d.access_token_label(),
+            Action::TamperAuthorize(d) => d.label(),
         }
+    }
+
+    /// Tampering actions change the handler's answer and are taken by the handler, not the middleware.
+    pub fn is_tamper(&self) -> bool {
+        matches!(self, Action::TamperIdToken(_) | Action::TamperAccessToken(_) | Action::TamperAuthorize(_))
     }
 }
 
@@ -199,6 +337,23 @@ impl RuleSpec {
                 return Err(format!("action.delay_ms: must be at most {MAX_DELAY_MS}, got {ms}"));
             }
             Action::Hold(h) if h.until_waiting == 0 => return Err("action.hold.until_waiting: must be at least 1".into()),
+            Action::TamperIdToken(_) | Action::TamperAccessToken(_) if self.endpoint != Endpoint::Token => {
+                return Err(format!("action.{}: tampers with tokens; the endpoint must be token", tamper_field(&self.action)));
+            }
+            Action::TamperAccessToken(d) if !d.applies_to_access_token() => {
+                let ok: Vec<&str> = TokenDefect::ALL.iter().filter(|d| d.applies_to_access_token()).map(|d| d.as_str()).collect();
+                return Err(format!(
+                    "action.tamper_access_token: {} is a defect of ID tokens only; access tokens take {}",
+                    d.as_str(),
+                    ok.join(", ")
+                ));
+            }
+            Action::TamperAuthorize(_) if self.endpoint != Endpoint::Authorize => {
+                return Err("action.tamper_authorize: tampers with the code redirect; the endpoint must be authorize".into());
+            }
+            Action::TamperAuthorize(_) if self.grant_type.is_some() => {
+                return Err("grant_type: authorize requests have no grant type; omit it".into());
+            }
             _ => {}
         }
         Ok(())
@@ -208,6 +363,13 @@ impl RuleSpec {
         self.endpoint == endpoint
             && self.grant_type.as_deref().is_none_or(|g| grant_type == Some(g))
             && self.client_id.as_deref().is_none_or(|c| client_id == Some(c))
+    }
+}
+
+fn tamper_field(a: &Action) -> &'static str {
+    match a {
+        Action::TamperAccessToken(_) => "tamper_access_token",
+        _ => "tamper_id_token",
     }
 }
 
@@ -252,9 +414,35 @@ impl FaultSet {
     }
 
     /// The first rule (in installation order) that matches and has uses left, counted as used. At most
-    /// one rule applies to a request, so two rules never stack.
+    /// one rule applies to a request, so two rules never stack. Tampering rules are not considered: the
+    /// handler takes them with [`FaultSet::take_tamper`] when it builds an answer they can change.
     pub fn take(&mut self, endpoint: Endpoint, grant_type: Option<&str>, client_id: Option<&str>) -> Option<Applied> {
-        let rule = self.rules.iter_mut().find(|r| r.remaining != Some(0) && r.spec.matches(endpoint, grant_type, client_id))?;
+        self.take_where(endpoint, grant_type, client_id, |a| !a.is_tamper())
+    }
+
+    /// The first tampering rule that matches and whose action `applies` to the answer being built,
+    /// counted as used. At most one tampering rule changes an answer.
+    pub fn take_tamper(
+        &mut self,
+        endpoint: Endpoint,
+        grant_type: Option<&str>,
+        client_id: Option<&str>,
+        applies: impl Fn(&Action) -> bool,
+    ) -> Option<Applied> {
+        self.take_where(endpoint, grant_type, client_id, |a| a.is_tamper() && applies(a))
+    }
+
+    fn take_where(
+        &mut self,
+        endpoint: Endpoint,
+        grant_type: Option<&str>,
+        client_id: Option<&str>,
+        want: impl Fn(&Action) -> bool,
+    ) -> Option<Applied> {
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining != Some(0) && want(&r.spec.action) && r.spec.matches(endpoint, grant_type, client_id))?;
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
         }
@@ -323,6 +511,75 @@ mod tests {
         assert!(f.remove(&b));
         assert_eq!(f.take(Endpoint::Token, Some("refresh_token"), None), None);
         assert!(f.add(RuleSpec::new(Endpoint::Token, Action::DelayMs(1)).times(0)).is_err());
+    }
+
+    #[test]
+    fn tamper_rules_are_the_documented_json_and_are_validated() {
+        let r: RuleSpec =
+            serde_json::from_value(json!({"endpoint": "token", "times": 1, "action": {"tamper_id_token": "wrong_iss"}})).unwrap();
+        assert_eq!(r.action, Action::TamperIdToken(TokenDefect::WrongIss));
+        assert_eq!(r.action.name(), "tamper_id_token:wrong_iss");
+        let names: Vec<&str> = TokenDefect::ALL.iter().map(|d| d.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "wrong_iss",
+                "wrong_aud",
+                "extra_aud_without_azp",
+                "expired",
+                "iat_in_future",
+                "wrong_nonce",
+                "missing_nonce",
+                "alg_none",
+                "hs256_client_secret",
+                "bad_signature",
+                "unknown_kid",
+                "same_kid_other_key",
+                "bad_at_hash",
+                "missing_sub",
+                "email_unverified"
+            ]
+        );
+        for d in TokenDefect::ALL {
+            assert_eq!(serde_json::to_value(d).unwrap(), json!(d.as_str()));
+            assert_eq!(Action::TamperIdToken(*d).name(), format!("tamper_id_token:{}", d.as_str()));
+            assert_eq!(Action::TamperAccessToken(*d).name(), format!("tamper_access_token:{}", d.as_str()));
+        }
+        let a: RuleSpec =
+            serde_json::from_value(json!({"endpoint": "authorize", "action": {"tamper_authorize": "wrong_iss_param"}})).unwrap();
+        assert_eq!(a.action, Action::TamperAuthorize(AuthorizeDefect::WrongIssParam));
+        assert_eq!(a.action.name(), "tamper_authorize:wrong_iss_param");
+        assert!(serde_json::from_value::<RuleSpec>(json!({"endpoint": "token", "action": {"tamper_id_token": "wrong"}})).is_err());
+
+        let bad = |v: Value| serde_json::from_value::<RuleSpec>(v).unwrap().validate().unwrap_err();
+        assert_eq!(
+            bad(json!({"endpoint": "userinfo", "action": {"tamper_id_token": "expired"}})),
+            "action.tamper_id_token: tampers with tokens; the endpoint must be token"
+        );
+        assert_eq!(
+            bad(json!({"endpoint": "token", "action": {"tamper_access_token": "wrong_nonce"}})),
+            "action.tamper_access_token: wrong_nonce is a defect of ID tokens only; access tokens take wrong_iss, wrong_aud, expired, \
+             iat_in_future, alg_none, hs256_client_secret, bad_signature, unknown_kid, same_kid_other_key, missing_sub"
+        );
+        assert_eq!(
+            bad(json!({"endpoint": "token", "action": {"tamper_authorize": "wrong_state"}})),
+            "action.tamper_authorize: tampers with the code redirect; the endpoint must be authorize"
+        );
+    }
+
+    #[test]
+    fn tamper_rules_are_taken_only_by_the_handler_and_only_where_they_apply() {
+        let mut f = FaultSet::default();
+        let t = f.add(RuleSpec::new(Endpoint::Token, Action::TamperIdToken(TokenDefect::Expired)).times(1)).unwrap();
+        let d = f.add(RuleSpec::new(Endpoint::Token, Action::DelayMs(1))).unwrap();
+        // The middleware never sees the tampering rule, so a delay rule installed after it still applies.
+        assert_eq!(f.take(Endpoint::Token, Some("authorization_code"), None).unwrap().rule_id, d);
+        // An answer without an ID token does not use it up.
+        assert_eq!(f.take_tamper(Endpoint::Token, Some("client_credentials"), None, |_| false), None);
+        assert_eq!(f.get(&t).unwrap().remaining, Some(1));
+        let got = f.take_tamper(Endpoint::Token, Some("authorization_code"), Some("bsr-local"), |_| true).unwrap();
+        assert_eq!((got.rule_id.as_str(), got.action), (t.as_str(), Action::TamperIdToken(TokenDefect::Expired)));
+        assert_eq!(f.take_tamper(Endpoint::Token, Some("authorization_code"), Some("bsr-local"), |_| true), None);
     }
 
     #[test]

@@ -284,6 +284,12 @@ pub enum ClientAuth {
     ClientIdOnly {
         client_id: String,
     },
+    /// `Authorization: Basic base64(client_id)`: no colon, no secret. okta-auth-js sends this when a public
+    /// client revokes or introspects a token, and Okta takes it as that client's id; for any other client it
+    /// is not valid Basic credentials.
+    BasicIdOnly {
+        client_id: String,
+    },
     Multiple,
     Missing,
 }
@@ -291,9 +297,10 @@ pub enum ClientAuth {
 impl ClientAuth {
     fn client_id(&self) -> Option<&str> {
         match self {
-            ClientAuth::Basic { client_id, .. } | ClientAuth::Post { client_id, .. } | ClientAuth::ClientIdOnly { client_id } => {
-                Some(client_id)
-            }
+            ClientAuth::Basic { client_id, .. }
+            | ClientAuth::Post { client_id, .. }
+            | ClientAuth::ClientIdOnly { client_id }
+            | ClientAuth::BasicIdOnly { client_id } => Some(client_id),
             _ => None,
         }
     }
@@ -378,6 +385,10 @@ impl Tenant {
             ClientAuth::Basic { client_id, secret } => (client_id, Some(secret), AuthMethod::ClientSecretBasic),
             ClientAuth::Post { client_id, secret } => (client_id, Some(secret), AuthMethod::ClientSecretPost),
             ClientAuth::ClientIdOnly { client_id } => (client_id, None, AuthMethod::None),
+            ClientAuth::BasicIdOnly { client_id } => match self.app_by_client_id(client_id) {
+                Some(app) if app.is_public() => (client_id, None, AuthMethod::None),
+                _ => return Err(OAuthError::invalid_client(BAD_AUTH_HEADER)),
+            },
         };
         let Some(app) = self.app_by_client_id(client_id) else {
             return Err(OAuthError::invalid_client(BAD_CLIENT_ID));

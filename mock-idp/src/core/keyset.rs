@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::Millis;
 use crate::keys::KeyMaterial;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KeyStatus {
     Active,
@@ -36,6 +36,11 @@ impl KeySet {
             entries.push(KeyEntry { material: n, status: KeyStatus::Next, created: now, last_rotated: None });
         }
         KeySet { entries }
+    }
+
+    /// A key set from entries written out earlier (`mock-idp --state`); `None` unless exactly one is ACTIVE.
+    pub fn from_entries(entries: Vec<KeyEntry>) -> Option<Self> {
+        (entries.iter().filter(|e| e.status == KeyStatus::Active).count() == 1).then_some(KeySet { entries })
     }
 
     /// The key that signs new tokens.

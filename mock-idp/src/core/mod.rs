@@ -11,5 +11,6 @@ pub mod model;
 pub mod params;
 pub mod refresh;
 pub mod reqlog;
+pub mod stored;
 pub mod syslog;
 pub mod tenant;

@@ -72,7 +72,9 @@ impl UserProfile {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A user. The serde derives are for the state file of `mock-idp --state` only; API answers are built by
+/// hand, never by serialising this (it holds the password).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
     pub status: UserStatus,
@@ -83,10 +85,11 @@ pub struct User {
     pub last_updated: Millis,
     pub password_changed: Option<Millis>,
     pub profile: UserProfile,
+    #[serde(with = "super::stored::opt_secret")]
     pub password: Option<Secret>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     pub id: String,
     pub name: String,
@@ -138,7 +141,7 @@ pub enum RotationType {
 }
 
 /// `settings.oauthClient.refresh_token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshTokenSettings {
     pub rotation_type: RotationType,
     /// Grace period in seconds, 0–60.
@@ -213,8 +216,8 @@ pub struct AppMockOptions {
     pub refresh_token_lifetime_seconds: Option<u32>,
 }
 
-/// An OIDC app (Okta `oidc_client`).
-#[derive(Debug, Clone)]
+/// An OIDC app (Okta `oidc_client`). The serde derives are for the state file only (it holds the secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct App {
     pub id: String,
     pub label: String,
@@ -222,6 +225,7 @@ pub struct App {
     pub created: Millis,
     pub last_updated: Millis,
     pub client_id: String,
+    #[serde(with = "super::stored::opt_secret")]
     pub client_secret: Option<Secret>,
     pub token_endpoint_auth_method: AuthMethod,
     pub pkce_required: bool,
@@ -274,7 +278,7 @@ impl Default for TokenLifetimes {
 }
 
 /// Which authorization server: the org server or a custom one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ServerId {
     Org,
     Custom(String),
@@ -311,7 +315,7 @@ impl std::fmt::Display for ServerId {
 }
 
 /// A custom authorization server (the org server is implicit and fixed).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthServer {
     pub id: String,
     pub name: String,
@@ -326,3 +330,32 @@ pub struct AuthServer {
 
 /// The OIDC scopes every server knows.
 pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
+
+/// What a Trusted Origin allows (Okta's `scopes[].type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OriginScope {
+    /// Browser JavaScript on the origin may call the IdP's endpoints (CORS headers are sent to it).
+    Cors,
+    /// The origin may be a redirect target after sign-in or sign-out (stored; the mock's hosted page only
+    /// returns to paths on the IdP itself).
+    Redirect,
+    /// Okta pages may be framed by the origin (stored; the mock's pages always send `X-Frame-Options: DENY`).
+    IframeEmbed,
+}
+
+/// An Okta Trusted Origin (Security > API > Trusted Origins): `origin` is `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedOrigin {
+    pub name: String,
+    pub origin: String,
+    pub scopes: Vec<OriginScope>,
+}
+
+impl TrustedOrigin {
+    /// Whether browser JavaScript on `origin` (a request's `Origin` header) may call the IdP.
+    pub fn allows_cors(&self, origin: &str) -> bool {
+        self.scopes.contains(&OriginScope::Cors) && self.origin.eq_ignore_ascii_case(origin)
+    }
+}

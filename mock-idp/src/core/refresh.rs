@@ -1117,6 +1117,105 @@ impl RefreshStore {
         Ok(())
     }
 
+    /// Everything the store holds, as plain data, for the state file of `mock-idp --state`: every family
+    /// with its current and predecessor generations and the values of all older generations (reuse
+    /// detection needs them). Families come in id order, older generations in generation order.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        let mut older: BTreeMap<FamilyId, Vec<(u32, String)>> = BTreeMap::new();
+        let packed = self.index.packed.iter().map(|(b, e)| (e, unpack(b)));
+        let text = self.index.text.iter().map(|(t, e)| (e, t.to_string()));
+        for (entry, value) in packed.chain(text) {
+            let current = self.families.get(&entry.family).map(|f| f.current.generation);
+            if current != Some(entry.generation) {
+                older.entry(entry.family).or_default().push((entry.generation, value));
+            }
+        }
+        let families = self
+            .families
+            .values()
+            .map(|f| {
+                let mut superseded = older.remove(&f.id).unwrap_or_default();
+                superseded.sort_unstable_by_key(|(g, _)| *g);
+                FamilySnapshot {
+                    id: f.id,
+                    meta: f.meta.clone(),
+                    lifetimes: f.lifetimes,
+                    last_used: f.last_used,
+                    current: GenerationSnapshot {
+                        generation: f.current.generation,
+                        value: f.current.value.render(),
+                        token_id: f.current.id.to_string(),
+                        issued_at: f.current.issued_at,
+                    },
+                    predecessor: f.predecessor.as_ref().map(|p| PredecessorSnapshot {
+                        generation: p.generation,
+                        token_id: p.id.to_string(),
+                        issued_at: p.issued_at,
+                        rotated_at: p.rotated_at,
+                        grace_until: p.grace_until,
+                    }),
+                    revocation: f.revocation,
+                    superseded,
+                }
+            })
+            .collect();
+        StoreSnapshot { next_id: self.next_id, families }
+    }
+
+    /// Rebuilds a store from [`RefreshStore::snapshot`], so a refresh after a restart decides exactly as it
+    /// would have before (rotation, grace window, reuse detection).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the first family that breaks the store's rules (a token value given twice, an id
+    /// above `next_id`, a generation missing, …): a state file that was edited or damaged.
+    pub fn restore(snapshot: StoreSnapshot) -> Result<Self, String> {
+        let mut store = RefreshStore { families: BTreeMap::new(), index: TokenIndex::default(), next_id: snapshot.next_id };
+        for f in snapshot.families {
+            let id = f.id;
+            if store.families.contains_key(&id) {
+                return Err(format!("{id}: the family is listed twice"));
+            }
+            let add = |value: String, generation: u32, store: &mut RefreshStore| -> Result<TokenValue, String> {
+                let value = TokenValue::new(value);
+                if store.index.get_value(&value).is_some() {
+                    return Err(format!("{id}: a token value of generation {generation} is also issued elsewhere"));
+                }
+                store.index.insert(value.clone(), IndexEntry { family: id, generation });
+                Ok(value)
+            };
+            for (generation, value) in f.superseded {
+                add(value, generation, &mut store)?;
+            }
+            let value = add(f.current.value, f.current.generation, &mut store)?;
+            store.families.insert(
+                id,
+                Box::new(Family {
+                    id,
+                    meta: f.meta,
+                    lifetimes: f.lifetimes,
+                    last_used: f.last_used,
+                    current: Current {
+                        generation: f.current.generation,
+                        value,
+                        id: f.current.token_id.into_boxed_str(),
+                        issued_at: f.current.issued_at,
+                    },
+                    predecessor: f.predecessor.map(|p| Predecessor {
+                        generation: p.generation,
+                        id: p.token_id.into_boxed_str(),
+                        issued_at: p.issued_at,
+                        rotated_at: p.rotated_at,
+                        grace_until: p.grace_until,
+                    }),
+                    revocation: f.revocation,
+                }),
+            );
+        }
+        store.check_invariants()?;
+        Ok(store)
+    }
+
     fn assert_fresh(&self, value: &str) {
         assert!(self.index.get(value).is_none(), "refresh token value is already issued; the caller must supply unique values");
     }
@@ -1147,6 +1246,71 @@ impl RefreshStore {
             }
         }
     }
+}
+
+/// A [`RefreshStore`] as plain data (see [`RefreshStore::snapshot`]). Its `Debug` hides token values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreSnapshot {
+    /// The id the last created family got; new families continue after it.
+    pub next_id: u64,
+    pub families: Vec<FamilySnapshot>,
+}
+
+/// One family in a [`StoreSnapshot`].
+#[derive(Clone, PartialEq)]
+pub struct FamilySnapshot {
+    pub id: FamilyId,
+    pub meta: FamilyMeta,
+    pub lifetimes: Lifetimes,
+    pub last_used: Millis,
+    pub current: GenerationSnapshot,
+    pub predecessor: Option<PredecessorSnapshot>,
+    pub revocation: Option<Revocation>,
+    /// `(generation, value)` of every generation before the current one, the predecessor's included.
+    pub superseded: Vec<(u32, String)>,
+}
+
+impl fmt::Debug for FamilySnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FamilySnapshot")
+            .field("id", &self.id)
+            .field("meta", &self.meta)
+            .field("current", &self.current)
+            .field("predecessor", &self.predecessor)
+            .field("revocation", &self.revocation)
+            .field("superseded", &self.superseded.len())
+            .finish()
+    }
+}
+
+/// The current generation of a family in a [`StoreSnapshot`].
+#[derive(Clone, PartialEq)]
+pub struct GenerationSnapshot {
+    pub generation: u32,
+    pub value: String,
+    pub token_id: String,
+    pub issued_at: Millis,
+}
+
+impl fmt::Debug for GenerationSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenerationSnapshot")
+            .field("generation", &self.generation)
+            .field("value", &"<redacted>")
+            .field("token_id", &self.token_id)
+            .field("issued_at", &self.issued_at)
+            .finish()
+    }
+}
+
+/// The predecessor of a family in a [`StoreSnapshot`] (its value is among the superseded ones).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PredecessorSnapshot {
+    pub generation: u32,
+    pub token_id: String,
+    pub issued_at: Millis,
+    pub rotated_at: Millis,
+    pub grace_until: Option<Millis>,
 }
 
 /// The ways [`RefreshStore::corrupt_for_test`] can break a store.
@@ -2238,5 +2402,43 @@ mod tests {
             "refresh token family rtf_7 belongs to another authorization server"
         );
         assert_eq!(RefreshError::Unknown.to_string(), "the refresh token is not known");
+    }
+
+    #[test]
+    fn a_restored_snapshot_decides_exactly_as_the_original() {
+        let mut h = Harness::new();
+        let (rotated, g0) = h.create(idle(DAY_MS), T0);
+        let g1 = h.rotate_ok(&g0, T0 + 1_000);
+        let g2 = h.rotate_ok(&g1, T0 + 2_000);
+        let (revoked, r0) = h.create(Lifetimes::UNLIMITED, T0);
+        assert!(h.revoke(revoked, RevokeReason::Revoked, T0 + 3_000));
+        let snap = h.store.snapshot();
+        let mut restored = RefreshStore::restore(snap.clone()).expect("a snapshot restores");
+        assert_eq!(restored.snapshot(), snap);
+        assert!(!format!("{snap:?}").contains(&g2), "Debug shows no token value");
+        // Inside g1's grace window both stores hand out g2; g0 is reuse in both, and both revoke.
+        let policy = rotate(LEEWAY);
+        for store in [&mut h.store, &mut restored] {
+            let grace = store.redeem(&g1, CLIENT, SERVER, &policy, NewToken { value: "x1".into(), id: "oar1".into() }, T0 + 2_500);
+            assert_eq!(grace.map(|r| (r.refresh_token, r.via_grace)), Ok((g2.clone(), true)));
+            let err = store.redeem(&r0, CLIENT, SERVER, &policy, NewToken { value: "x2".into(), id: "oar2".into() }, T0 + 2_500);
+            assert_eq!(err, Err(RefreshError::Revoked { family: revoked, reason: RevokeReason::Revoked }));
+            let reuse = store.redeem(&g0, CLIENT, SERVER, &policy, NewToken { value: "x3".into(), id: "oar3".into() }, T0 + 2_600);
+            assert_eq!(reuse, Err(RefreshError::Reuse { family: rotated, replayed_generation: 0, current_generation: 2 }));
+            store.check_invariants().expect("invariants hold");
+        }
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused() {
+        let mut h = Harness::new();
+        let (_, g0) = h.create(Lifetimes::UNLIMITED, T0);
+        h.rotate_ok(&g0, T0 + 1);
+        let mut snap = h.store.snapshot();
+        snap.families[0].superseded.clear();
+        assert_eq!(RefreshStore::restore(snap).unwrap_err(), "rtf_1: generation 0 of 0..=1 has no index entry");
+        let mut snap = h.store.snapshot();
+        snap.next_id = 0;
+        assert_eq!(RefreshStore::restore(snap).unwrap_err(), "rtf_1: id was never allocated by this store");
     }
 }

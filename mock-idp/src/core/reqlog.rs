@@ -5,6 +5,8 @@
 //! client id, the refresh-token family and generation that was presented (by id), the status and the
 //! fault that applied.
 
+use std::collections::VecDeque;
+
 use serde_json::{Value, json};
 
 use super::faults::Endpoint;
@@ -51,17 +53,36 @@ impl RequestEntry {
     }
 }
 
-/// Most entries kept; the oldest go first, so a long-running binary does not grow without bound.
+/// Most entries kept by default; the oldest go first, so a long-running binary does not grow without bound.
 pub const MAX_ENTRIES: usize = 10_000;
 
 /// The log: entries plus the arrival counter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestLog {
-    entries: Vec<RequestEntry>,
+    entries: VecDeque<RequestEntry>,
     next_seq: u64,
+    max_entries: usize,
+}
+
+impl Default for RequestLog {
+    fn default() -> Self {
+        RequestLog { entries: VecDeque::new(), next_seq: 0, max_entries: MAX_ENTRIES }
+    }
 }
 
 impl RequestLog {
+    /// Sets the cap (at least 1), dropping the oldest entries above it (`mock-idp --request-log-cap`).
+    pub fn set_capacity(&mut self, max_entries: usize) {
+        self.max_entries = max_entries.max(1);
+        while self.entries.len() > self.max_entries {
+            self.entries.pop_front();
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max_entries
+    }
+
     /// A sequence number for a request that just arrived.
     pub fn arrive(&mut self) -> u64 {
         self.next_seq += 1;
@@ -72,18 +93,18 @@ impl RequestLog {
     pub fn record(&mut self, e: RequestEntry) {
         let at = self.entries.partition_point(|x| x.seq < e.seq);
         self.entries.insert(at, e);
-        if self.entries.len() > MAX_ENTRIES {
-            let excess = self.entries.len() - MAX_ENTRIES;
-            self.entries.drain(..excess);
+        while self.entries.len() > self.max_entries {
+            self.entries.pop_front();
         }
     }
 
-    pub fn entries(&self) -> &[RequestEntry] {
+    pub fn entries(&self) -> &VecDeque<RequestEntry> {
         &self.entries
     }
 
+    /// Empties the log and gives its memory back.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.entries = VecDeque::new();
     }
 }
 

@@ -3,13 +3,15 @@
 //! Events carry the tenant clock's time. Secrets never go in: actors and targets name users and apps by id
 //! and login/label, debug data names refresh-token families and generations, never token values.
 
-use serde::Serialize;
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::ids;
 use crate::clock::{Millis, rfc3339};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Actor {
     pub id: String,
@@ -53,7 +55,7 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     pub id: String,
@@ -76,7 +78,7 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     Success,
@@ -85,14 +87,20 @@ pub enum Outcome {
     Allow,
 }
 
-/// One event, before it is rendered as Okta's JSON.
-#[derive(Debug, Clone, PartialEq)]
+/// Okta's event severity (`DEBUG`, `INFO`, `WARN`, `ERROR`). An alias, not `&'static str` written out, so
+/// serde's derive does not take the field for a string borrowed from the input.
+pub type Severity = &'static str;
+
+/// One event, before it is rendered as Okta's JSON. The serde derives are for the state file of
+/// `mock-idp --state`; `/api/v1/logs` renders [`Event::to_json`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub uuid: String,
     pub published: Millis,
     pub event_type: String,
     pub display_message: String,
-    pub severity: &'static str,
+    #[serde(deserialize_with = "severity")]
+    pub severity: Severity,
     pub actor: Actor,
     pub client_id: Option<String>,
     pub ip_address: Option<String>,
@@ -255,17 +263,81 @@ pub struct LogQuery {
     pub after: Option<u64>,
 }
 
+/// Okta's severities; a state file naming another one is refused.
+fn severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    ["DEBUG", "INFO", "WARN", "ERROR"]
+        .into_iter()
+        .find(|x| *x == s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown severity {s:?}: DEBUG, INFO, WARN or ERROR")))
+}
+
+/// Okta keeps System Log events for 90 days; [`SystemLog::expire`] drops older ones on the tenant clock.
+pub const RETENTION_MS: Millis = 90 * 86_400_000;
+
+/// Most events kept by default; the oldest go first, so a long-running mock does not grow without bound.
+pub const DEFAULT_MAX_EVENTS: usize = 50_000;
+
 /// The log itself: events in publication order, each with a sequence number for paging.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SystemLog {
-    events: Vec<(u64, Event)>,
+    events: VecDeque<(u64, Event)>,
     next_seq: u64,
+    max_events: usize,
+}
+
+impl Default for SystemLog {
+    fn default() -> Self {
+        SystemLog { events: VecDeque::new(), next_seq: 0, max_events: DEFAULT_MAX_EVENTS }
+    }
 }
 
 impl SystemLog {
     pub fn push(&mut self, e: Event) {
-        self.events.push((self.next_seq, e));
+        self.events.push_back((self.next_seq, e));
         self.next_seq += 1;
+        while self.events.len() > self.max_events {
+            self.events.pop_front();
+        }
+    }
+
+    /// Sets the cap (at least 1), dropping the oldest events above it.
+    pub fn set_capacity(&mut self, max_events: usize) {
+        self.max_events = max_events.max(1);
+        while self.events.len() > self.max_events {
+            self.events.pop_front();
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max_events
+    }
+
+    /// Drops events published more than [`RETENTION_MS`] before `now`; returns how many went.
+    pub fn expire(&mut self, now: Millis) -> usize {
+        let before = self.events.len();
+        let cutoff = now.saturating_sub(RETENTION_MS);
+        while self.events.front().is_some_and(|(_, e)| e.published < cutoff) {
+            self.events.pop_front();
+        }
+        let removed = before - self.events.len();
+        if removed > 0 && self.events.capacity() > 4 * self.events.len().max(1024) {
+            self.events.shrink_to_fit();
+        }
+        removed
+    }
+
+    /// The events with their sequence numbers and the next sequence number, for the state file.
+    pub fn snapshot(&self) -> (Vec<(u64, Event)>, u64) {
+        (self.events.iter().cloned().collect(), self.next_seq)
+    }
+
+    /// A log from [`SystemLog::snapshot`]'s parts, keeping this log's cap.
+    pub fn restore(&mut self, events: Vec<(u64, Event)>, next_seq: u64) {
+        self.events = events.into();
+        self.next_seq = next_seq;
+        let cap = self.max_events;
+        self.set_capacity(cap);
     }
 
     pub fn len(&self) -> usize {
@@ -277,7 +349,7 @@ impl SystemLog {
     }
 
     pub fn clear(&mut self) {
-        self.events.clear();
+        self.events = VecDeque::new();
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Event> {

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::ids::{self, Secret};
 use super::keyset::KeySet;
 use super::model::*;
@@ -14,7 +16,7 @@ use crate::config::{KeyConfig, KeyStatusConfig, TenantConfig};
 use crate::keys::KeyMaterial;
 
 /// An IdP browser session (Okta's `sid` cookie).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
@@ -25,13 +27,13 @@ pub struct Session {
 }
 
 /// A one-time session token from `/api/v1/authn`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionToken {
     pub user_id: String,
     pub expires_at: Millis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseMode {
     Query,
     Fragment,
@@ -49,7 +51,7 @@ impl ResponseMode {
 }
 
 /// A validated `/v1/authorize` request, kept while the user signs in on the hosted page.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
     pub server: ServerId,
     pub client_id: String,
@@ -66,7 +68,7 @@ pub struct AuthorizeRequest {
 }
 
 /// An authorization code (single use, 300 s).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthCode {
     pub client_id: String,
     pub server: ServerId,
@@ -82,6 +84,7 @@ pub struct AuthCode {
     pub redeemed: bool,
     /// What the first redemption issued, so a replay can revoke it (RFC 6749 §4.1.2).
     pub issued_tokens: Vec<[u8; 32]>,
+    #[serde(with = "super::stored::opt_family")]
     pub family: Option<FamilyId>,
 }
 
@@ -90,15 +93,20 @@ pub const SESSION_TOKEN_LIFETIME_MS: i64 = 300_000;
 pub const PENDING_LIFETIME_MS: i64 = 3_600_000;
 pub const ORG_REFRESH_LIFETIME_MS: i64 = 90 * 86_400_000;
 pub const ID_TOKEN_LIFETIME_S: i64 = 3600;
+/// How long past its expiry an ID token is still recognised as an `id_token_hint` at logout (Okta accepts
+/// expired hints), so [`Tenant::purge`] keeps its record that much longer.
+pub const ID_TOKEN_HINT_GRACE_S: i64 = 86_400;
+/// How long a revoked refresh family is kept after its revocation, so a replay still gets a precise answer.
+pub const KEEP_REVOKED_MS: i64 = 86_400_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenKind {
     Access,
     Id,
 }
 
 /// What the mock remembers of a JWT it issued, keyed by the token's SHA-256.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub kind: TokenKind,
     pub jti: String,
@@ -111,6 +119,7 @@ pub struct TokenRecord {
     pub exp: i64,
     pub aud: String,
     pub iss: String,
+    #[serde(with = "super::stored::opt_family")]
     pub family: Option<FamilyId>,
     pub revoked: bool,
 }
@@ -140,6 +149,8 @@ pub struct Tenant {
     pub log: SystemLog,
     /// Next key-pool slot for rotations.
     pub next_key_slot: usize,
+    /// Okta's Trusted Origins (CORS for browser apps).
+    pub trusted_origins: Vec<TrustedOrigin>,
 }
 
 /// Where a tenant gets RSA keys: the per-process pool in tests, fresh keys in the binary.
@@ -299,6 +310,7 @@ impl Tenant {
             management_token: Secret::new(config.management_token.clone()),
             session_lifetime_ms: config.session.lifetime_minutes as i64 * 60_000,
             jwks_max_age_s: config.keys.max_age_seconds,
+            trusted_origins: config.trusted_origins.clone(),
             config,
             users,
             groups,
@@ -315,6 +327,11 @@ impl Tenant {
             log: SystemLog::default(),
             next_key_slot: slot,
         })
+    }
+
+    /// Whether browser JavaScript on `origin` may call the IdP: a Trusted Origin with the CORS scope.
+    pub fn cors_allowed(&self, origin: &str) -> bool {
+        self.trusted_origins.iter().any(|o| o.allows_cors(origin))
     }
 
     // ----- directory -----
@@ -492,8 +509,11 @@ impl Tenant {
         fams
     }
 
-    /// Drops what has expired: sessions, session tokens, pending authorizations, codes, token records and
-    /// refresh families past their lifetime. Returns how many entries went.
+    /// Drops what has expired: sessions, session tokens, pending authorizations, codes (kept one code
+    /// lifetime past expiry, so a late replay is still recognised), access-token records, ID-token records
+    /// a day past expiry (they serve as `id_token_hint`), refresh families past their lifetime (revoked ones a
+    /// day after revocation), and System Log events past Okta's 90-day retention. Maps that shrank to a
+    /// quarter of their capacity give the memory back. Returns how many entries went.
     pub fn purge(&mut self, now: Millis) -> usize {
         let before = self.sessions.len() + self.session_tokens.len() + self.pending.len() + self.codes.len() + self.tokens.len();
         let lifetime = self.session_lifetime_ms;
@@ -502,8 +522,18 @@ impl Tenant {
         self.pending.retain(|_, (_, at)| now - *at <= PENDING_LIFETIME_MS);
         self.codes.retain(|_, c| now <= c.expires_at + CODE_LIFETIME_MS);
         let now_s = now.div_euclid(1000);
-        self.tokens.retain(|_, r| now_s < r.exp);
+        self.tokens.retain(|_, r| now_s < r.exp + if r.kind == TokenKind::Id { ID_TOKEN_HINT_GRACE_S } else { 0 });
+        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 4 * m.len().max(1024) {
+                m.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.sessions);
+        shrink(&mut self.session_tokens);
+        shrink(&mut self.pending);
+        shrink(&mut self.codes);
+        shrink(&mut self.tokens);
         let after = self.sessions.len() + self.session_tokens.len() + self.pending.len() + self.codes.len() + self.tokens.len();
-        before - after + self.refresh.purge(now, 86_400_000)
+        before - after + self.refresh.purge(now, KEEP_REVOKED_MS) + self.log.expire(now)
     }
 }

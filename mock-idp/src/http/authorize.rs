@@ -9,9 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::errors::{ApiError, ErrorPage};
+use super::faults::with_tamper;
 use super::{CSRF_COOKIE, SID_COOKIE, Shared, cookie, form, html, query_and_body, redirect, with_params};
 use crate::clock::rfc3339;
 use crate::core::errors::{LOGIN_REQUIRED, LOGIN_REQUIRED_REAUTH, OAuthError};
+use crate::core::faults::{Action, AuthorizeDefect, Endpoint, TAMPERED_ISSUER, TAMPERED_STATE};
 use crate::core::flows::AuthorizeError;
 use crate::core::ids;
 use crate::core::model::ServerId;
@@ -58,14 +60,31 @@ fn respond(redirect_uri: &str, mode: ResponseMode, pairs: &[(&str, &str)]) -> Re
     }
 }
 
-fn success(req: &AuthorizeRequest, code: &str) -> Response {
-    respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", &req.state)])
+fn success(req: &AuthorizeRequest, code: &str, defect: Option<AuthorizeDefect>) -> Response {
+    match defect {
+        None => respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", &req.state)]),
+        Some(AuthorizeDefect::WrongState) => respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", TAMPERED_STATE)]),
+        Some(AuthorizeDefect::WrongIssParam) => {
+            respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", &req.state), ("iss", TAMPERED_ISSUER)])
+        }
+    }
 }
 
-/// Issues the code for a session and renders the response.
-fn finish(t: &mut Tenant, req: &AuthorizeRequest, session: &Session, now: i64) -> Response {
+/// Issues the code for a session and renders the response, with the defect of a `tamper_authorize`
+/// fault (mock-only) if one is installed: only a redirect that carries a code uses such a rule up.
+fn finish(s: &Shared, t: &mut Tenant, req: &AuthorizeRequest, session: &Session, now: i64) -> Response {
     match t.complete_authorize(req, session, now) {
-        Ok(code) => success(req, &code),
+        Ok(code) => {
+            let applied = s
+                .controls
+                .faults
+                .lock()
+                .take_tamper(Endpoint::Authorize, None, Some(&req.client_id), |a| matches!(a, Action::TamperAuthorize(_)));
+            match applied.map(|a| (a.action.name(), a.action)) {
+                Some((label, Action::TamperAuthorize(d))) => with_tamper(success(req, &code, Some(d)), label),
+                _ => success(req, &code, None),
+            }
+        }
         Err(e) => render_error(e),
     }
 }
@@ -102,7 +121,7 @@ pub async fn authorize(
         let Some(session) = t.live_session(&sid, now) else {
             return ErrorPage(OAuthError::invalid_request("The session could not be started.")).into_response();
         };
-        let mut r = finish(&mut t, &req, &session, now);
+        let mut r = finish(&s, &mut t, &req, &session, now);
         set_cookie(&mut r, session_cookie(&sid));
         return r;
     }
@@ -110,7 +129,7 @@ pub async fn authorize(
     if let Some(session) = &existing
         && Tenant::session_satisfies(&req, session, now)
     {
-        return finish(&mut t, &req, session, now);
+        return finish(&s, &mut t, &req, session, now);
     }
     if req.prompt_none {
         let text = if existing.is_some() { LOGIN_REQUIRED_REAUTH } else { LOGIN_REQUIRED };
@@ -146,7 +165,10 @@ pub async fn resume(State(s): State<Shared>, path: Option<Path<String>>, RawQuer
     if let Err(e) = s.server(id.as_deref()) {
         return e.into_response();
     }
-    let key = Params::parse(q.as_deref().unwrap_or("")).ok().and_then(|p| p.get("okta_key").map(str::to_string));
+    let key = match Params::parse(q.as_deref().unwrap_or("")) {
+        Ok(p) => p.get("okta_key").map(str::to_string),
+        Err(e) => return ErrorPage(e).into_response(),
+    };
     let q: ResumeQuery = ResumeQuery { okta_key: key };
     let now = s.clock.now_ms();
     let mut t = s.tenant.lock();
@@ -165,7 +187,7 @@ pub async fn resume(State(s): State<Shared>, path: Option<Path<String>>, RawQuer
         ))
         .into_response();
     };
-    finish(&mut t, &req, &session, now)
+    finish(&s, &mut t, &req, &session, now)
 }
 
 /// A `fromURI` the sign-in page may send the browser to: a path on this server, never another host.
@@ -200,7 +222,10 @@ pub async fn landing(State(s): State<Shared>, headers: HeaderMap) -> Response {
 
 /// `GET /login/login.htm?fromURI=…`: the hosted sign-in form.
 pub async fn login_form(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let p = Params::parse(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let p = match Params::parse(q.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => return ErrorPage(e).into_response(),
+    };
     let from = p.get("fromURI").and_then(safe_from_uri).unwrap_or("/").to_string();
     let hint = p.get("login_hint").unwrap_or("").to_string();
     login_response(&s, &from, &hint, None, StatusCode::OK)
@@ -214,7 +239,9 @@ pub async fn login_submit(State(s): State<Shared>, headers: HeaderMap, body: Byt
     };
     let from = p.get("fromURI").and_then(safe_from_uri).unwrap_or("/").to_string();
     let username = p.get("username").unwrap_or("").to_string();
-    let csrf_ok = matches!((p.get("csrf"), cookie(&headers, CSRF_COOKIE)), (Some(a), Some(b)) if a == b);
+    // Compared in constant time, like every other secret.
+    let csrf_ok =
+        matches!((p.get("csrf"), cookie(&headers, CSRF_COOKIE)), (Some(a), Some(b)) if crate::core::ids::Secret::new(a).matches(b));
     if !csrf_ok {
         return login_response(&s, &from, &username, Some("Your sign-in form expired. Please try again."), StatusCode::FORBIDDEN);
     }

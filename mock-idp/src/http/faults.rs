@@ -149,6 +149,17 @@ pub fn with_trace(mut r: Response, trace: RefreshTrace) -> Response {
     r
 }
 
+/// The tampering fault a handler applied to its answer (`tamper_id_token:wrong_iss`, …), for the request
+/// log's `fault`: handlers take tampering rules themselves, so the middleware learns of them afterwards.
+#[derive(Debug, Clone, Copy)]
+pub struct Tampered(pub &'static str);
+
+/// Marks a response as changed by a tampering fault.
+pub fn with_tamper(mut r: Response, label: &'static str) -> Response {
+    r.extensions_mut().insert(Tampered(label));
+    r
+}
+
 /// A response body that fails before its first frame: hyper then drops the connection without writing
 /// the buffered status line and headers.
 struct Dropped;
@@ -230,9 +241,12 @@ pub async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Respo
                 drop_it = true;
                 next.run(req).await
             }
+            // `take` never returns tampering rules (the handlers take them); run the handler regardless.
+            Action::TamperIdToken(_) | Action::TamperAccessToken(_) | Action::TamperAuthorize(_) => next.run(req).await,
         },
     };
     let trace = res.extensions_mut().remove::<RefreshTrace>().unwrap_or_default();
+    let fault = fault.or_else(|| res.extensions_mut().remove::<Tampered>().map(|t| t.0));
     s.controls.requests.lock().record(RequestEntry {
         seq,
         time,
@@ -403,7 +417,8 @@ pub async fn release(State(s): State<Shared>, Path(id): Path<String>, body: Byte
 
 /// `GET /_mock/requests[?endpoint=token]`: the request log, in arrival order.
 pub async fn requests(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let want = q.as_deref().and_then(|q| first_param(q, "endpoint"));
+    let p = crate::core::params::Params::parse(q.as_deref().unwrap_or("")).map_err(|e| ApiError::validation(vec![e.description]))?;
+    let want = p.get("endpoint").map(str::to_string);
     if let Some(w) = &want
         && serde_json::from_value::<Endpoint>(json!(w)).is_err()
     {

@@ -6,6 +6,7 @@ pub mod cors;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
+pub mod guard;
 pub mod html;
 pub mod logout;
 pub mod logs;
@@ -32,18 +33,23 @@ use crate::core::params::Params;
 use crate::core::tenant::Tenant;
 use errors::ApiError;
 
+/// Builds a tenant from a configuration, with the IdP's own clock and key source.
+pub type Rebuild = Box<dyn Fn(&crate::config::TenantConfig) -> anyhow::Result<Tenant> + Send + Sync>;
+
 /// Shared state of a running IdP.
 pub struct AppState {
     pub tenant: Mutex<Tenant>,
     pub clock: Clock,
     /// Builds a tenant from a configuration (`/_mock/reset`); the clock and key source are the IdP's own.
-    pub rebuild: Box<dyn Fn(&crate::config::TenantConfig) -> anyhow::Result<Tenant> + Send + Sync>,
+    pub rebuild: Rebuild,
     /// The configuration a plain reset returns to: the one the IdP started with.
     pub initial_config: crate::config::TenantConfig,
     /// Where key rotations get new keys: the same source the tenant was built from.
     pub keys: Arc<dyn Fn(usize) -> Arc<crate::keys::KeyMaterial> + Send + Sync>,
     /// Fault rules, their barriers and the request log (`/_mock/faults`, `/_mock/requests`).
     pub controls: faults::Controls,
+    /// Limits, who may use `/_mock/*`, the purge and the state file.
+    pub guard: guard::Guard,
 }
 
 pub type Shared = Arc<AppState>;
@@ -136,8 +142,12 @@ pub fn router(state: Shared) -> Router {
     r.fallback(not_found)
         .method_not_allowed_fallback(fallback_405)
         .layer(middleware::from_fn_with_state(state.clone(), faults::observe))
+        // Outside the faults, so a state-file write covers a `drop_after_commit` answer too.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::controls))
         // Outside the faults, so an injected error still reaches a trusted page's JavaScript.
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
+        // Before everything else, so no handler or fault waits on a slow or oversized request.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::limits))
         .layer(middleware::from_fn(okta_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -10,13 +10,14 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::errors::OAuthJson;
-use super::faults::with_trace;
+use super::faults::{with_tamper, with_trace};
 use super::{Shared, form};
 use crate::core::errors::*;
+use crate::core::faults::{Action, Endpoint};
 use crate::core::flows::{ClientAuth, IMPLEMENTED_GRANTS, TokenRequest};
 use crate::core::model::{App, ServerId};
 use crate::core::params::Params;
-use crate::signing;
+use crate::signing::{self, Tamper};
 
 /// Reads client credentials the way Okta does: a Basic header, or `client_id`/`client_secret` in the body,
 /// never both, never in the query string.
@@ -31,14 +32,18 @@ pub fn client_auth(headers: &HeaderMap, p: &Params) -> ClientAuth {
             .and_then(|b| STANDARD.decode(b.trim()).ok())
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| {
-                let (i, sec) = s.split_once(':')?;
                 // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
                 let dec = |x: &str| form_urlencoded::parse(format!("v={x}").as_bytes()).next().map(|(_, v)| v.into_owned());
-                Some((dec(i)?, dec(sec)?))
+                match s.split_once(':') {
+                    Some((i, sec)) => Some((dec(i)?, Some(dec(sec)?))),
+                    // No colon: okta-auth-js's credentials for a public client (see ClientAuth::BasicIdOnly).
+                    None => Some((dec(&s)?, None)),
+                }
             });
         return match parsed {
             Some(_) if body_secret.is_some() || p.contains("client_assertion") => ClientAuth::Multiple,
-            Some((client_id, secret)) if !client_id.is_empty() => ClientAuth::Basic { client_id, secret },
+            Some((client_id, Some(secret))) if !client_id.is_empty() => ClientAuth::Basic { client_id, secret },
+            Some((client_id, None)) if !client_id.is_empty() => ClientAuth::BasicIdOnly { client_id },
             _ => ClientAuth::BadHeader,
         };
     }
@@ -118,8 +123,33 @@ pub async fn token(
         Ok(p) => p,
         Err(e) => return with_trace(OAuthJson(e).into_response(), trace),
     };
-    let signed = signing::sign_plan(&plan);
-    s.tenant.lock().register(&plan, &signed.access_token, signed.id_token.as_deref());
+    // A tampering fault (mock-only) is used by the first answer it can change: an ID-token defect needs an
+    // ID token in the answer, a nonce defect an ID token with a nonce.
+    let has_id = plan.id_claims.is_some();
+    let has_nonce = plan.id_claims.as_ref().is_some_and(|c| c.contains_key("nonce"));
+    let applied = s.controls.faults.lock().take_tamper(Endpoint::Token, Some(plan.grant_type), Some(&app.client_id), |a| match a {
+        Action::TamperIdToken(d) => has_id && (has_nonce || !d.needs_nonce()),
+        Action::TamperAccessToken(_) => true,
+        _ => false,
+    });
+    let tamper = applied.as_ref().and_then(|a| match a.action {
+        Action::TamperIdToken(d) => Some(Tamper::IdToken(d)),
+        Action::TamperAccessToken(d) => Some(Tamper::AccessToken(d)),
+        _ => None,
+    });
+    // The HMAC key of `hs256_client_secret`; an app without a secret (a public client) gets its client id.
+    let secret = app.client_secret.as_ref().map(|x| x.expose()).unwrap_or(&app.client_id);
+    let signed = signing::sign_plan_with(&plan, tamper, secret);
+    // The IdP never knows a tampered token (introspect says inactive, userinfo 401, a logout hint is
+    // refused), as Okta would not know a forged one; its untampered sibling is registered as usual.
+    match tamper {
+        None => s.tenant.lock().register(&plan, &signed.access_token, signed.id_token.as_deref()),
+        Some(Tamper::IdToken(_)) => s.tenant.lock().register(&plan, &signed.access_token, None),
+        Some(Tamper::AccessToken(_)) => {
+            let genuine = signing::sign(&plan.access_claims, &plan.access_key);
+            s.tenant.lock().register(&plan, &genuine, signed.id_token.as_deref());
+        }
+    }
     let mut m = Map::new();
     m.insert("token_type".into(), json!("Bearer"));
     m.insert("expires_in".into(), json!(plan.expires_in));
@@ -131,7 +161,11 @@ pub async fn token(
     if let Some(it) = &signed.id_token {
         m.insert("id_token".into(), json!(it));
     }
-    with_trace(json_no_store(Value::Object(m)), trace)
+    let r = with_trace(json_no_store(Value::Object(m)), trace);
+    match &applied {
+        Some(a) => with_tamper(r, a.action.name()),
+        None => r,
+    }
 }
 
 /// `POST {server}/v1/introspect`.

@@ -1,0 +1,12 @@
+//! harness: the stub BSR (a relying party that signs users in the way the Buf Schema Registry does) and
+//! `harness up`, which runs it next to mock-idp.
+//!
+//! The stub talks to its IdP only over HTTP; see [`bsr`] for its pages, switches and handle.
+
+pub mod bench;
+pub mod browser;
+pub mod bsr;
+pub mod crypto;
+pub mod scenario;
+pub mod target;
+pub mod up;

@@ -1,0 +1,460 @@
+//! Restarts without loss: `mock-idp --state FILE` and `harness bsr --state FILE`. An IdP that is stopped
+//! without a goodbye (dropped in-process, or SIGKILLed as a process in the middle of a load run) and started
+//! again on the same file keeps its users signed in, its keys, its System Log and clock, and decides every
+//! refresh exactly as it would have without the restart: rotation, the grace window, reuse detection. A
+//! corrupt or incompatible file stops start-up with an error that names it.
+
+mod reliability_support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::bsr::{BsrConfig, StubBsr, UserState};
+use mock_idp::{MockIdp, Options};
+use reliability_support::{StubEnv, browser, walk};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tests::*;
+
+/// A fresh folder for one test's state files.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mock-idp-{name}-{}-{}", std::process::id(), random_string()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn start_on(addr: SocketAddr, state: &Path) -> anyhow::Result<MockIdp> {
+    // The previous server on this address may take a moment to let go of it.
+    let mut last = None;
+    for _ in 0..100 {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let addr = l.local_addr()?;
+                return MockIdp::serve(l, Options { addr, state_file: Some(state.to_path_buf()), ..Options::default() }).await;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(anyhow::anyhow!("cannot bind {addr}: {last:?}"))
+}
+
+/// What a refresh answered, reduced to what must be the same with and without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// 200; `same` when the refresh token that came back is the one named.
+    Ok {
+        same_as: Option<&'static str>,
+    },
+    Refused(u16, String, String),
+}
+
+async fn refresh(c: &Client, rt: &str) -> (Outcome, Option<String>) {
+    let (s, b) = c.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), rt, None).await;
+    if s == StatusCode::OK {
+        (Outcome::Ok { same_as: None }, b["refresh_token"].as_str().map(str::to_string))
+    } else {
+        (Outcome::Refused(s.as_u16(), b["error"].as_str().unwrap_or("").into(), b["error_description"].as_str().unwrap_or("").into()), None)
+    }
+}
+
+/// The script after the (possible) restart: the predecessor inside its 15 s grace window, a rotation, the
+/// old token after the window (reuse), and the newest token of the now revoked family.
+async fn after(idp: &MockIdp, c: &Client, r0: &str, r1: &str) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    let (o, rt) = refresh(c, r0).await;
+    out.push(match o {
+        Outcome::Ok { .. } => Outcome::Ok { same_as: (rt.as_deref() == Some(r1)).then_some("r1") },
+        o => o,
+    });
+    let (o, r2) = refresh(c, r1).await;
+    out.push(match o {
+        Outcome::Ok { .. } => Outcome::Ok { same_as: (r2.as_deref() == Some(r1)).then_some("r1") },
+        o => o,
+    });
+    idp.clock().advance_ms(16_000);
+    out.push(refresh(c, r1).await.0);
+    out.push(refresh(c, r2.as_deref().unwrap_or("none")).await.0);
+    out
+}
+
+async fn system_log(c: &Client) -> Vec<Value> {
+    let r = c.http.get(c.url("/api/v1/logs?limit=1000")).header("authorization", format!("SSWS {ADMIN_TOKEN}")).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_restarted_idp_keeps_sign_ins_keys_logs_and_decides_refreshes_as_before() {
+    let dir = scratch("restart");
+    let file = dir.join("state.json");
+    let first = start_on("127.0.0.1:0".parse().unwrap(), &file).await.unwrap();
+    let addr = first.addr();
+    let c = Client::new(&first);
+    let t = c.login(Server::DEFAULT, ALICE, PASSWORD, "openid profile email offline_access").await;
+    let r0 = t.refresh_token.clone().unwrap();
+    let (s, b) = c.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &r0, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let r1 = b["refresh_token"].as_str().unwrap().to_string();
+    c.advance(5).await;
+    let keys = c.get("/oauth2/default/v1/keys").await.json();
+    let clock = c.clock().await;
+    let events = system_log(&c).await;
+    // No goodbye: the server is aborted, as a crash would end it, without a last write.
+    drop(first);
+
+    let second = start_on(addr, &file).await.unwrap();
+    assert_eq!(second.addr(), addr);
+    let c2 = Client { http: c.http.clone(), base: second.base_url().to_string() };
+    assert_eq!(c2.get("/oauth2/default/v1/keys").await.json(), keys, "the same signing keys");
+    // (A frozen clock's offset against real time moves with real time; where it stands does not.)
+    let now = c2.clock().await;
+    assert_eq!((&now["now"], &now["frozen"]), (&clock["now"], &clock["frozen"]), "the clock goes on where it stood");
+    let again = system_log(&c2).await;
+    assert_eq!(again.iter().map(|e| e["uuid"].clone()).collect::<Vec<_>>(), events.iter().map(|e| e["uuid"].clone()).collect::<Vec<_>>());
+    // A token from before the restart still verifies and still works.
+    verify_id_token(second.base_url(), Server::DEFAULT, t.id_token.as_deref().unwrap(), CLIENT_ID).await.unwrap();
+    assert_eq!(c2.userinfo(Server::DEFAULT, &t.access_token).await.status, StatusCode::OK);
+    // Alice is still signed in: prompt=none gets a code, not the sign-in page.
+    let r = c2.authorize(Server::DEFAULT, &Authorize::new(CLIENT_ID).param("prompt", "none")).await;
+    assert!(url_param(&r.location().unwrap(), "code").is_some(), "{:?}", r.location());
+
+    // The same steps on an IdP that never restarted decide the same way.
+    let control = idp().await;
+    let cc = Client::new(&control);
+    let ct = cc.login(Server::DEFAULT, ALICE, PASSWORD, "openid profile email offline_access").await;
+    let cr0 = ct.refresh_token.unwrap();
+    let (_, b) = cc.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &cr0, None).await;
+    let cr1 = b["refresh_token"].as_str().unwrap().to_string();
+    cc.advance(5).await;
+    let expected = after(&control, &cc, &cr0, &cr1).await;
+    let invalid = Outcome::Refused(400, "invalid_grant".into(), "The refresh token is invalid or expired.".into());
+    assert_eq!(expected, vec![Outcome::Ok { same_as: Some("r1") }, Outcome::Ok { same_as: None }, invalid.clone(), invalid]);
+    assert_eq!(after(&second, &c2, &r0, &r1).await, expected);
+    let detected = system_log(&c2).await.iter().filter(|e| e["eventType"] == "app.oauth2.as.token.detect_reuse").count();
+    assert_eq!(detected, 1);
+    second.check_invariants().unwrap();
+    second.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_state_file_is_private_and_written_before_the_answer() {
+    let dir = scratch("private");
+    let file = dir.join("state.json");
+    let idp = start_on("127.0.0.1:0".parse().unwrap(), &file).await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let c = Client::new(&idp);
+    let t = c.login(Server::DEFAULT, BOB, PASSWORD, "openid offline_access").await;
+    // The answer is out, so the file already holds the family (no write happens at drop).
+    let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!((v["format"].as_str(), v["version"].as_u64()), (Some("mock-idp-state"), Some(1)));
+    let fam = &v["tenant"]["refresh"]["families"][0];
+    assert_eq!((fam["user_id"].as_str(), fam["value"].as_str()), (Some(BOB_ID), t.refresh_token.as_deref()));
+    assert!(v["tenant"]["keys"][0][1][0]["pkcs1_pem"].as_str().unwrap().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert_eq!(v["clock"], json!({"offset_ms": 0, "frozen_at": T0 * 1000}));
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    drop(idp);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+async fn start_error(file: &Path) -> String {
+    match MockIdp::start(Options { state_file: Some(file.to_path_buf()), ..Options::default() }).await {
+        Ok(_) => panic!("started on a bad state file"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_or_incompatible_state_file_stops_start_up() {
+    let dir = scratch("corrupt");
+    let file = dir.join("state.json");
+    let name = file.display().to_string();
+    let idp = start_on("127.0.0.1:0".parse().unwrap(), &file).await.unwrap();
+    let c = Client::new(&idp);
+    let t = c.login(Server::DEFAULT, ALICE, PASSWORD, "openid offline_access").await;
+    c.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), t.refresh_token.as_deref().unwrap(), None).await;
+    idp.shutdown().await;
+    let good = std::fs::read(&file).unwrap();
+
+    std::fs::write(&file, b"not json").unwrap();
+    let e = start_error(&file).await;
+    assert!(e.starts_with(&format!("state file {name}: line 1, column 2: not a mock-idp state file: ")), "{e}");
+
+    std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+    let e = start_error(&file).await;
+    assert!(e.starts_with(&format!("state file {name}: line 1, column ")), "{e}");
+    assert!(e.contains("EOF while parsing"), "{e}");
+
+    std::fs::write(&file, b"").unwrap();
+    assert!(start_error(&file).await.starts_with(&format!("state file {name}: line 1, column 0: not a mock-idp state file")));
+
+    std::fs::write(&file, br#"{"format": "something-else", "version": 1}"#).unwrap();
+    assert_eq!(
+        start_error(&file).await,
+        format!("state file {name}: not a mock-idp state file (format \"something-else\", expected \"mock-idp-state\")")
+    );
+
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["version"] = json!(2);
+    std::fs::write(&file, v.to_string()).unwrap();
+    assert_eq!(
+        start_error(&file).await,
+        format!(
+            "state file {name}: version 2 is not the version this mock-idp reads (1); move the file away to start from the tenant file"
+        )
+    );
+
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["tenant"]["users"]["00u1alice00000000001"]["status"] = json!("SLEEPING");
+    std::fs::write(&file, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let e = start_error(&file).await;
+    assert!(e.starts_with(&format!("state file {name}: line ")), "{e}");
+    assert!(e.contains("field `tenant.users.00u1alice00000000001.status`: unknown variant `SLEEPING`"), "{e}");
+
+    // A family whose older generation is missing could not detect its reuse: refused, not guessed at.
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["tenant"]["refresh"]["families"][0]["superseded"] = json!([]);
+    std::fs::write(&file, v.to_string()).unwrap();
+    assert_eq!(start_error(&file).await, format!("state file {name}: refresh families: rtf_1: generation 0 of 0..=1 has no index entry"));
+
+    // The good file still starts.
+    std::fs::write(&file, &good).unwrap();
+    let idp = MockIdp::start(Options { state_file: Some(file.clone()), ..Options::default() }).await.unwrap();
+    assert_eq!(idp.with_tenant(|t| t.refresh.len()), 1);
+    drop(idp);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_stub_bsr_keeps_its_users_across_a_restart() {
+    let dir = scratch("bsr");
+    let file = dir.join("users.json");
+    let f = file.clone();
+    let env = StubEnv::start(mock_idp::TenantConfig::default_tenant(), move |c| c.state_file = Some(f)).await;
+    let b = browser();
+    let w = walk(&b, &format!("{}/login", env.bsr.base_url()), ALICE, PASSWORD).await;
+    assert_eq!(w.status, StatusCode::OK);
+    let w = walk(&browser(), &format!("{}/login", env.bsr.base_url()), BOB, PASSWORD).await;
+    assert_eq!(w.status, StatusCode::OK);
+    let bob = env.bsr.user_by_username("bob").unwrap();
+    let r = b
+        .post(format!("{}/admin/users/{}/deactivate", env.bsr.base_url(), bob.id))
+        .basic_auth("admin", Some("admin-password"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let before = env.bsr.users();
+    assert_eq!(
+        before.iter().map(|u| (u.username.as_str(), u.state)).collect::<Vec<_>>(),
+        [("alice", UserState::Active), ("bob", UserState::Deactivated)]
+    );
+    // Dropped: no last write.
+    drop(env);
+    let bsr = StubBsr::start(BsrConfig { state_file: Some(file.clone()), ..BsrConfig::default() }).await.unwrap();
+    assert_eq!(bsr.users(), before);
+    drop(bsr);
+
+    std::fs::write(&file, br#"{"format": "harness-bsr-users", "version": 7, "users": []}"#).unwrap();
+    let e = StubBsr::start(BsrConfig { state_file: Some(file.clone()), ..BsrConfig::default() }).await.err().unwrap();
+    assert_eq!(e.to_string(), format!("state file {}: version 7 is not the version this stub reads (1)", file.display()));
+    std::fs::write(&file, b"{").unwrap();
+    let e = StubBsr::start(BsrConfig { state_file: Some(file.clone()), ..BsrConfig::default() }).await.err().unwrap();
+    assert!(e.to_string().starts_with(&format!("state file {}: line 1, column 1: not JSON", file.display())), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+// ----- the binary, killed with SIGKILL in the middle of a load run -----
+
+#[cfg(all(unix, feature = "heavy"))]
+mod killed {
+    use std::process::Stdio;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::process::{Child, Command};
+
+    use super::*;
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    }
+
+    /// Builds mock-idp and harness once per test process (as tests/tests/compose.rs does).
+    fn bins() -> &'static (PathBuf, PathBuf) {
+        static BINS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+        BINS.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = std::process::Command::new(cargo)
+                .args(["build", "-q", "-p", "mock-idp", "-p", "harness"])
+                .current_dir(repo())
+                .status()
+                .expect("cargo runs");
+            assert!(st.success(), "cargo build -p mock-idp -p harness");
+            let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
+            (target.join("debug").join("mock-idp"), target.join("debug").join("harness"))
+        })
+    }
+
+    /// Starts `mock-idp --addr ADDR --state FILE` and waits for its "listening" line.
+    async fn spawn(addr: SocketAddr, state: &Path) -> Child {
+        for _ in 0..50 {
+            let mut child = Command::new(&bins().0)
+                .args(["--addr", &addr.to_string(), "--state", &state.display().to_string()])
+                .env("MOCK_IDP_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("mock-idp starts");
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+                Ok(Ok(Some(l))) if l.starts_with("mock-idp listening on") => return child,
+                _ => {
+                    // The port was not free yet (the killed process's socket); try again shortly.
+                    let _ = child.kill().await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("mock-idp did not start on {addr}");
+    }
+
+    struct Worker {
+        client: Client,
+        /// The last two refresh tokens the IdP answered with (the newest last).
+        acked: Vec<String>,
+    }
+
+    #[tokio::test]
+    async fn a_sigkill_during_load_loses_nothing_that_was_answered() {
+        let dir = scratch("sigkill");
+        let file = dir.join("state.json");
+        let addr: SocketAddr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let base = format!("http://{addr}");
+        let mut child = spawn(addr, &file).await;
+        let admin = Client::for_base(&base);
+        // A frozen clock makes the grace windows exact.
+        let (s, _) = admin.set_clock(json!({"freeze": true})).await;
+        assert_eq!(s, StatusCode::OK);
+        // One family rotated once before the load, to check its grace window across the restart.
+        let grace = Client::for_base(&base);
+        let g = grace.login(Server::DEFAULT, ALICE, PASSWORD, "openid offline_access").await;
+        let g0 = g.refresh_token.unwrap();
+        let (_, b) = grace.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &g0, None).await;
+        let g1 = b["refresh_token"].as_str().unwrap().to_string();
+
+        let mut workers = Vec::new();
+        for i in 0..8 {
+            let client = Client::for_base(&base);
+            let user = if i % 2 == 0 { ALICE } else { BOB };
+            let t = client.login(Server::DEFAULT, user, PASSWORD, "openid offline_access").await;
+            workers.push(Worker { client, acked: vec![t.refresh_token.unwrap()] });
+        }
+        let answered = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, mut w) in workers.into_iter().enumerate() {
+            let answered = answered.clone();
+            tasks.spawn(async move {
+                let form = |rt: &str| encode_form(&[("grant_type", "refresh_token"), ("refresh_token", rt)]);
+                for n in 0.. {
+                    let current = w.acked.last().unwrap().clone();
+                    let req = w
+                        .client
+                        .http
+                        .post(w.client.url("/oauth2/default/v1/token"))
+                        .header("authorization", basic(CLIENT_ID, CLIENT_SECRET));
+                    let sent = req.header("content-type", "application/x-www-form-urlencoded").body(form(&current)).send().await;
+                    let Ok(r) = sent else { break };
+                    let Ok(v) = r.json::<Value>().await else { break };
+                    let rt =
+                        v["refresh_token"].as_str().unwrap_or_else(|| panic!("worker {i}: a refresh was refused before the kill: {v}"));
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    w.acked.push(rt.to_string());
+                    if w.acked.len() > 2 {
+                        w.acked.remove(0);
+                    }
+                    if n % 3 == 0 && w.client.http.get(w.client.url("/oauth2/default/v1/keys")).send().await.is_err() {
+                        break;
+                    }
+                }
+                w
+            });
+        }
+        // Kill once the load is well under way.
+        while answered.load(Ordering::SeqCst) < 150 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.start_kill().unwrap();
+        let status = child.wait().await.unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "killed by SIGKILL");
+        let mut workers = Vec::new();
+        while let Some(w) = tasks.join_next().await {
+            workers.push(w.unwrap());
+        }
+        let before_kill = answered.load(Ordering::SeqCst);
+
+        let _second = spawn(addr, &file).await;
+        let invalid = json!({"error": "invalid_grant", "error_description": "The refresh token is invalid or expired."});
+        for (i, w) in workers.iter().enumerate() {
+            // Still signed in at the IdP.
+            let r = w.client.authorize(Server::DEFAULT, &Authorize::new(CLIENT_ID).param("prompt", "none")).await;
+            assert!(url_param(&r.location().unwrap_or_default(), "code").is_some(), "worker {i}: {:?}", r.location());
+            // The last answered token works: it is current, or the predecessor (inside its window) of a
+            // rotation that committed but whose answer the kill cut off.
+            let current = w.acked.last().unwrap();
+            let (s, b) = w.client.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), current, None).await;
+            assert_eq!(s, StatusCode::OK, "worker {i}: {b}");
+            let next = b["refresh_token"].as_str().unwrap().to_string();
+            let (s, b) = w.client.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &next, None).await;
+            assert_eq!(s, StatusCode::OK, "worker {i}: {b}");
+            let newest = b["refresh_token"].as_str().unwrap().to_string();
+            assert_ne!(newest, next, "worker {i}: a rotation");
+            // An older token is reuse: the family is revoked, its newest token with it.
+            if w.acked.len() == 2 {
+                let (s, b) = w.client.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &w.acked[0], None).await;
+                assert_eq!((s, b), (StatusCode::BAD_REQUEST, invalid.clone()), "worker {i}");
+                let (s, b) = w.client.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &newest, None).await;
+                assert_eq!((s, b), (StatusCode::BAD_REQUEST, invalid.clone()), "worker {i}");
+            }
+        }
+        // The grace window survived the restart: the predecessor still gets the current token, until the
+        // window (15 s) has passed on the restored, still frozen, clock.
+        let (s, b) = grace.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &g0, None).await;
+        assert_eq!((s, b["refresh_token"].as_str()), (StatusCode::OK, Some(g1.as_str())));
+        assert_eq!(admin.clock().await["frozen"], true);
+        admin.advance(16).await;
+        let (s, b) = grace.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &g0, None).await;
+        assert_eq!((s, b), (StatusCode::BAD_REQUEST, invalid.clone()));
+        let (s, _) = grace.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), &g1, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        eprintln!("killed after {before_kill} answered refreshes");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn both_binaries_warn_when_bound_to_a_public_address() {
+        for (bin, args) in [
+            (&bins().0, vec!["--addr", "0.0.0.0:0"]),
+            (&bins().1, vec!["bsr", "--addr", "0.0.0.0:0"]),
+            (&bins().1, vec!["up", "--idp-addr", "0.0.0.0:0", "--bsr-addr", "0.0.0.0:0"]),
+        ] {
+            let mut child = Command::new(bin).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+            assert!(line.contains("warning:") && line.contains("0.0.0.0"), "{args:?}: {line}");
+            let _ = child.kill().await;
+        }
+    }
+}
