@@ -7,6 +7,8 @@ pub mod bench;
 pub mod browser;
 pub mod bsr;
 pub mod crypto;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod scenario;
 pub mod target;
 pub mod up;

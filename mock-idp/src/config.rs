@@ -521,6 +521,8 @@ impl TenantConfig {
             ConfigError { file: file.into(), line, column, field, message }
         };
         let mut logins = BTreeSet::new();
+        // Object ids are unique across the tenant (a second user with the same id would replace the first).
+        let mut ids = BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.profile.login.trim().is_empty() {
                 return Err(err(format!("users[{i}].profile.login"), "login", "login must not be empty".into()));
@@ -534,6 +536,9 @@ impl TenantConfig {
             }
             if let Some(id) = &u.id {
                 check_id(id, "00u").map_err(|m| err(format!("users[{i}].id"), id, m))?;
+                if !ids.insert(id.clone()) {
+                    return Err(err(format!("users[{i}].id"), id, format!("duplicate id {id}")));
+                }
             }
         }
         let mut group_names = BTreeSet::new();
@@ -548,6 +553,9 @@ impl TenantConfig {
             }
             if let Some(id) = &g.id {
                 check_id(id, "00g").map_err(|m| err(format!("groups[{i}].id"), id, m))?;
+                if !ids.insert(id.clone()) {
+                    return Err(err(format!("groups[{i}].id"), id, format!("duplicate id {id}")));
+                }
             }
         }
         let mut client_ids = BTreeSet::new();
@@ -559,6 +567,9 @@ impl TenantConfig {
             }
             if let Some(id) = &a.id {
                 check_id(id, "0oa").map_err(|m| err(f("id"), id, m))?;
+                if !ids.insert(id.clone()) {
+                    return Err(err(f("id"), id, format!("duplicate id {id}")));
+                }
             }
             match (c.token_endpoint_auth_method, &c.client_secret) {
                 (AuthMethod::None, Some(_)) => {
@@ -792,6 +803,14 @@ mod tests {
         assert_eq!(e.message, "no user with login dave@example.com");
         let expected_line = src.lines().position(|l| l.contains("dave@example.com")).unwrap() + 1;
         assert_eq!(e.line, Some(expected_line));
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let src = DEFAULT_TENANT_YAML.replace("id: 00u1bob0000000000001", "id: 00u1alice00000000001");
+        let e = TenantConfig::parse(&src, "t.yaml").unwrap_err();
+        assert_eq!(e.field, "users[1].id");
+        assert_eq!(e.message, "duplicate id 00u1alice00000000001");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! let t = c.login(Server::DEFAULT, ALICE, PASSWORD, "openid profile email offline_access").await;
 //! let claims = verify_id_token(idp.base_url(), Server::DEFAULT, t.id_token.as_deref().unwrap(), CLIENT_ID).await.unwrap();
 //! assert_eq!(claims["sub"], ALICE_ID);
-//! let (status, body) = c.refresh(Server::DEFAULT, CLIENT_ID, CLIENT_SECRET, t.refresh_token.as_deref().unwrap(), None).await;
+//! let (status, body) = c.refresh(Server::DEFAULT, CLIENT_ID, Some(CLIENT_SECRET), t.refresh_token.as_deref().unwrap(), None).await;
 //! c.advance(3600).await;                          // an hour passes on the IdP clock
 //! let events = c.logs(r#"eventType eq "app.oauth2.token.grant.refresh_token""#).await;
 //! # let _ = (claims, status, body, events); }

@@ -46,7 +46,7 @@ pub struct RunArgs {
     /// Write a self-contained HTML report with timelines here.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Print nothing but the summary.
+    /// No progress lines (the failure details, the summary table and the verdict table are still printed).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -181,6 +181,19 @@ pub async fn run_all(
         out.push(first);
     }
     out
+}
+
+/// Runs one scenario file with an in-process IdP and stub BSR, as `harness run FILE` does.
+pub async fn run_file(path: &std::path::Path) -> Result<ScenarioReport, mock_idp::config::ConfigError> {
+    let loaded = load::load(path)?;
+    Ok(runner::run(&loaded, &RunOptions::default()).await)
+}
+
+/// Runs a scenario written in code (YAML text; `name` names it in errors).
+pub async fn run_yaml(yaml: &str, name: &str) -> Result<ScenarioReport, mock_idp::config::ConfigError> {
+    let scenario = load::parse(yaml, name)?;
+    let loaded = load::Loaded { path: PathBuf::from(name), scenario };
+    Ok(runner::run(&loaded, &RunOptions::default()).await)
 }
 
 /// `harness run`: exit 0 when all pass, 1 when any fails, 2 on usage or scenario-file errors.

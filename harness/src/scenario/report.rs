@@ -18,6 +18,13 @@ pub struct Totals {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Recommended conformance requirements that were not met: reported, but not failures of the run.
+    pub not_met: usize,
+}
+
+/// Whether a failure is a recommended conformance requirement not met (which does not fail the run).
+pub fn is_not_met(r: &ScenarioReport) -> bool {
+    matches!(r.outcome, Outcome::Failed { .. }) && r.level.as_deref() == Some("recommended")
 }
 
 pub fn totals(rs: &[ScenarioReport]) -> Totals {
@@ -25,6 +32,7 @@ pub fn totals(rs: &[ScenarioReport]) -> Totals {
     for r in rs {
         match r.outcome {
             Outcome::Passed => t.passed += 1,
+            Outcome::Failed { .. } if is_not_met(r) => t.not_met += 1,
             Outcome::Failed { .. } => t.failed += 1,
             Outcome::Skipped { .. } => t.skipped += 1,
         }
@@ -40,12 +48,16 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
     for r in rs {
         let (res, detail) = match &r.outcome {
             Outcome::Passed => ("pass", r.expect_failure.as_ref().map(|f| format!("reproduces: {f}")).unwrap_or_default()),
+            Outcome::Failed { message, .. } if is_not_met(r) => ("not met", message.lines().next().unwrap_or("").to_string()),
             Outcome::Failed { message, .. } => ("FAIL", message.lines().next().unwrap_or("").to_string()),
             Outcome::Skipped { reason } => ("skip", reason.clone()),
         };
         let _ = writeln!(o, "{:<w$}  {:<7}  {:>6}ms  {}", r.name, res, r.duration_ms, detail);
     }
     let t = totals(rs);
+    if t.not_met > 0 {
+        let _ = writeln!(o, "\n{} recommended conformance requirement(s) not met (they do not fail the run)", t.not_met);
+    }
     let _ = writeln!(o, "\n{} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
     o
 }
@@ -101,7 +113,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
         "<testsuites name=\"harness\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"0\" time=\"{:.3}\">",
         rs.len(),
         t.failed,
-        t.skipped,
+        t.skipped + t.not_met,
         total_ms as f64 / 1000.0
     );
     let _ = writeln!(
@@ -109,7 +121,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
         "  <testsuite name=\"scenarios\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"0\" time=\"{:.3}\">",
         rs.len(),
         t.failed,
-        t.skipped,
+        t.skipped + t.not_met,
         total_ms as f64 / 1000.0
     );
     for r in rs {
@@ -124,6 +136,9 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
         );
         match &r.outcome {
             Outcome::Passed => o.push_str(" />\n"),
+            Outcome::Failed { message, .. } if is_not_met(r) => {
+                let _ = writeln!(o, ">\n      <skipped message=\"recommended requirement not met: {}\" />\n    </testcase>", xml(message));
+            }
             Outcome::Failed { message, .. } => {
                 let detail = failure_detail(r).unwrap_or_default();
                 let _ = writeln!(
@@ -145,7 +160,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
 /// The whole run as JSON.
 pub fn json(rs: &[ScenarioReport]) -> String {
     let t = totals(rs);
-    serde_json::to_string_pretty(&serde_json::json!({"passed": t.passed, "failed": t.failed, "skipped": t.skipped, "scenarios": rs}))
+    serde_json::to_string_pretty(&serde_json::json!({"passed": t.passed, "failed": t.failed, "skipped": t.skipped, "recommended_not_met": t.not_met, "scenarios": rs}))
         .unwrap_or_else(|_| "{}".into())
 }
 
