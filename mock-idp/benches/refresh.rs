@@ -21,31 +21,8 @@ fn env_num(k: &str, d: u64) -> u64 {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
-/// Raw RS256 signatures per second with `threads` threads, signing a token-sized claim set.
 fn signing_rate(threads: usize, secs: f64) -> f64 {
-    mock_idp::keys::install_crypto_provider();
-    let key = mock_idp::keys::pooled(0);
-    let claims = json!({"ver":1,"jti":"AT.abcdefghijklmnopqrstuvwxyz012345","iss":"http://127.0.0.1:1/oauth2/default","aud":"api://default",
-        "iat":1893456000,"exp":1893459600,"cid":"bsr-local","uid":"00u1alice00000000001","scp":["openid","profile","email","offline_access"],
-        "auth_time":1893456000,"sub":"alice@example.com"});
-    let map = claims.as_object().cloned().unwrap_or_default();
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let hs: Vec<_> = (0..threads)
-        .map(|_| {
-            let (key, map, count) = (key.clone(), map.clone(), count.clone());
-            std::thread::spawn(move || {
-                while Instant::now() < deadline {
-                    std::hint::black_box(mock_idp::signing::sign(&map, &key));
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for h in hs {
-        let _ = h.join();
-    }
-    count.load(Ordering::Relaxed) as f64 / secs
+    mock_idp::signing::measure_rate(threads, secs)
 }
 
 async fn login(http: &reqwest::Client, base: &str) -> String {

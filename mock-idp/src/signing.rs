@@ -155,3 +155,34 @@ fn tampered(claims: &Map<String, Value>, key: &KeyMaterial, d: TokenDefect, acce
         _ => sign(&c, key),
     }
 }
+
+/// Raw RS256 signatures per second over `threads` threads for `secs` seconds, signing a claim set the size
+/// of an access token: the bound every token-endpoint benchmark compares against.
+pub fn measure_rate(threads: usize, secs: f64) -> f64 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    crate::keys::install_crypto_provider();
+    let key = crate::keys::pooled(0);
+    let claims = serde_json::json!({"ver":1,"jti":"AT.abcdefghijklmnopqrstuvwxyz012345","iss":"http://127.0.0.1:1/oauth2/default","aud":"api://default",
+        "iat":1893456000,"exp":1893459600,"cid":"bsr-local","uid":"00u1alice00000000001","scp":["openid","profile","email","offline_access"],
+        "auth_time":1893456000,"sub":"alice@example.com"});
+    let map = claims.as_object().cloned().unwrap_or_default();
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let hs: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let (key, map, count) = (key.clone(), map.clone(), count.clone());
+            std::thread::spawn(move || {
+                while Instant::now() < deadline {
+                    std::hint::black_box(sign(&map, &key));
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        let _ = h.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / secs
+}

@@ -709,7 +709,7 @@ pub fn default_tenant_with(apps: &str, assignments: &str) -> TenantConfig {
 /// A public browser app (SPA): client_id `spa-client`, no secret, `token_endpoint_auth_method: none`,
 /// PKCE required (Okta's default for browser apps), redirect URI [`SPA_REDIRECT_URI`], assigned to
 /// "BSR Users". Refresh tokens ROTATE with leeway 30.
-pub const SPA_APP_YAML: &str = r#"  - id: 0oa1spa0000000000001
+pub const SPA_APP_YAML: &str = r#"  - id: 0oa1spatest000000001
     label: Test SPA
     status: ACTIVE
     credentials:

@@ -240,6 +240,19 @@ async fn duplicate_parameters_in_oauth_bodies_get_invalid_request(#[case] path: 
     assert_eq!(r.json(), json!({"error": "invalid_request", "error_description": DUP}));
 }
 
+#[tokio::test]
+async fn a_secret_in_the_query_is_refused_even_when_repeated() {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let r =
+        c.post_form("/oauth2/default/v1/token?client_secret=a&client_secret=b", Auth::BSR, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json(),
+        json!({"error": "invalid_request", "error_description": "Client credentials cannot be supplied via query parameters."})
+    );
+}
+
 // ----- property-based: the parameter parser -----
 
 fn pair() -> impl Strategy<Value = (String, String)> {

@@ -26,7 +26,7 @@ use tests::*;
 const TOTAL: usize = 50_000;
 const CONCURRENCY: usize = 64;
 /// After the purge, resident memory may exceed the warmed-up baseline by this much (allocator slack).
-const TOLERANCE_KIB: u64 = 20 * 1024;
+const TOLERANCE_KIB: u64 = 24 * 1024;
 
 mod counts {
     use std::collections::BTreeMap;
