@@ -129,6 +129,19 @@ async fn a_malformed_file_is_an_error_naming_file_line_and_field() {
 }
 
 #[test]
+fn idp_overrides_are_checked_when_the_file_loads() {
+    let d = tmpdir("overrides");
+    let p = write(&d, "o.yaml", "name: o\nidp:\n  apps:\n    bsr-local: {leeway: 90}\nsteps:\n  - clock: {advance_seconds: 1}\n");
+    let e = load::load(&p).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (Some(4), "idp.apps.bsr-local.leeway"));
+    assert_eq!(e.message, "leeway must be between 0 and 60 seconds (Okta's range), got 90");
+    let p = write(&d, "o.yaml", "name: o\nidp:\n  apps:\n    nope: {leeway: 5}\nsteps:\n  - clock: {advance_seconds: 1}\n");
+    let e = load::load(&p).unwrap_err();
+    assert_eq!(e.field, "idp.apps.nope");
+    assert_eq!(e.message, "no app with this client_id in the default tenant");
+}
+
+#[test]
 fn shards_partition_the_library() {
     let all = select(&args(vec![library()])).unwrap();
     let mut seen = Vec::new();

@@ -129,6 +129,18 @@ pub fn parse(src: &str, file: &str) -> Result<Scenario, ConfigError> {
             return Err(err(format!("steps[{i}].sleep.seconds"), "sleep:", format!("between 0 and 30 real seconds, got {}", sl.seconds)));
         }
     }
+    // The IdP overrides are checked now, so a bad leeway or an unknown client_id is a file error (exit 2)
+    // with a position, not a failure when the scenario runs.
+    if let Err(m) = super::runner::tenant_for(&s) {
+        let field = m.split(':').next().unwrap_or("idp").to_string();
+        let key = field.rsplit('.').next().unwrap_or("idp").to_string();
+        let (line, column) = match locate(src, &format!("{key}:")) {
+            (Some(l), c) => (Some(l), c),
+            _ => locate(src, "idp:"),
+        };
+        let message = m.split_once(": ").map(|(_, rest)| rest.to_string()).unwrap_or(m.clone());
+        return Err(ConfigError { file: file.into(), line, column, field, message });
+    }
     for r in s.requires.iter() {
         if !matches!(r.as_str(), "browser" | "node") {
             return Err(err("requires".into(), r, format!("unknown requirement {r:?}: browser or node")));
