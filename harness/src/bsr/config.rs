@@ -255,27 +255,7 @@ impl BsrConfig {
     /// Parses YAML config text; `file` names the source in errors.
     pub fn parse(src: &str, file: &str) -> Result<Self, ConfigError> {
         let de = serde_yaml::Deserializer::from_str(src);
-        let f: BsrFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let loc = inner.location();
-            let mut message = inner.to_string();
-            // serde_yaml appends " at line L column C"; the location is printed in front instead.
-            if let Some(pos) = message.find(" at line ") {
-                message.truncate(pos);
-            }
-            // serde_yaml also starts with the path, which the error already names as its field.
-            if let Some(rest) = message.strip_prefix(&format!("{field}: ")) {
-                message = rest.to_string();
-            }
-            ConfigError {
-                file: file.into(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                field,
-                message,
-            }
-        })?;
+        let f: BsrFile = serde_path_to_error::deserialize(de).map_err(|e| mock_idp::config::yaml_error(e, src, file))?;
         let locate = |needle: &str| -> (Option<usize>, Option<usize>) {
             for (i, line) in src.lines().enumerate() {
                 if let Some(c) = line.find(needle) {
