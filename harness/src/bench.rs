@@ -29,6 +29,16 @@ pub enum Workload {
     Jwks,
     /// `GET /oauth2/default/.well-known/openid-configuration` (no signature).
     Discovery,
+    /// Start-up of the `mock-idp` binary (`--binary`): time from exec to the first answered discovery
+    /// request, over repeated starts (`--runs`).
+    Startup,
+    /// An in-process tenant for a test: `MockIdp::start` with the default options until it answers
+    /// discovery, over repeated starts (`--runs`) in one process (the first start includes the key pool).
+    TenantStart,
+    /// Memory of live refresh families: the `mock-idp` binary (`--binary`) gets `--families` sign-ins (each
+    /// a refresh-token family), its resident memory is read before and after, then its clock is moved past
+    /// every expiry and the memory read again once the purge has run.
+    Families,
 }
 
 impl Workload {
@@ -37,7 +47,7 @@ impl Workload {
         match self {
             Workload::ClientCredentials => 1,
             Workload::StaticRefresh | Workload::RotateRefresh | Workload::SignIn => 2,
-            Workload::Jwks | Workload::Discovery => 0,
+            Workload::Jwks | Workload::Discovery | Workload::Startup | Workload::TenantStart | Workload::Families => 0,
         }
     }
 }
@@ -71,6 +81,15 @@ pub struct BenchArgs {
     pub client_secret: String,
     #[arg(long, default_value = "bsr.read")]
     pub scope: String,
+    /// startup and families: the mock-idp binary to start (default: `mock-idp` next to this `harness`).
+    #[arg(long)]
+    pub binary: Option<std::path::PathBuf>,
+    /// startup and tenant-start: how many starts to time.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// families: how many refresh-token families to create.
+    #[arg(long, default_value_t = 100_000)]
+    pub families: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -88,6 +107,17 @@ pub struct BenchResult {
     pub signing_rate_per_s: Option<f64>,
     pub signing_bound_per_s: Option<f64>,
     pub share_of_bound: Option<f64>,
+    /// families: resident memory of the mock-idp process (MiB) at start, with the families live, and
+    /// after the clock passed their expiry and the purge ran.
+    pub rss_mib: Option<RssReport>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RssReport {
+    pub families: usize,
+    pub before: f64,
+    pub live: f64,
+    pub after_expiry: f64,
 }
 
 /// RS256 signatures per second over `threads` threads for `secs` seconds (see `mock_idp::signing::measure_rate`).
@@ -203,6 +233,11 @@ impl Driver {
 /// Runs one workload and returns its numbers.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     crate::crypto::install();
+    match args.workload {
+        Workload::Startup | Workload::TenantStart => return starts(args).await,
+        Workload::Families => return families(args).await,
+        _ => {}
+    }
     let local = match &args.idp_url {
         Some(_) => None,
         None => {
@@ -266,6 +301,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
                     Workload::SignIn => d.sign_in().await.map(|_| ()),
                     Workload::Jwks => d.get_ok("/oauth2/default/v1/keys").await,
                     Workload::Discovery => d.get_ok("/oauth2/default/.well-known/openid-configuration").await,
+                    // Handled before the load loop (`starts`, `families`).
+                    Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
                 };
                 if !measuring.load(Ordering::Relaxed) {
                     continue;
@@ -323,6 +360,174 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         signing_rate_per_s: signing,
         signing_bound_per_s: bound,
         share_of_bound: bound.map(|b| throughput / b),
+        rss_mib: None,
+    })
+}
+
+/// A `mock-idp` binary on a free loopback port, killed on drop.
+struct Spawned {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mock_idp_binary(args: &BenchArgs) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(b) = &args.binary {
+        return Ok(b.clone());
+    }
+    let me = std::env::current_exe()?;
+    let sibling = me.with_file_name(format!("mock-idp{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(sibling.exists(), "no mock-idp next to {}; build it (cargo build --release -p mock-idp) or pass --binary", me.display());
+    Ok(sibling)
+}
+
+fn spawn_mock_idp(binary: &std::path::Path) -> anyhow::Result<Spawned> {
+    // A free port: bound and released here, then given to the binary.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new(binary)
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .env("MOCK_IDP_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
+    Ok(Spawned { child, base: format!("http://127.0.0.1:{port}") })
+}
+
+/// Polls `url` (a fresh connection each time, 0.2 ms apart) until it answers 200; the elapsed time.
+async fn until_answered(http: &reqwest::Client, url: &str, t0: Instant) -> anyhow::Result<Duration> {
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            let _ = r.bytes().await;
+            return Ok(t0.elapsed());
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "{url} did not answer within 30 s");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn latency_result(args: &BenchArgs, times: &[Duration], total: Duration) -> anyhow::Result<BenchResult> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in times {
+        h.record(t.as_micros().max(1) as u64)?;
+    }
+    Ok(BenchResult {
+        workload: args.workload,
+        concurrency: 1,
+        seconds: total.as_secs_f64(),
+        ok: times.len() as u64,
+        errors: 0,
+        throughput: times.len() as f64 / total.as_secs_f64(),
+        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+        p90_ms: h.value_at_quantile(0.9) as f64 / 1000.0,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+        max_ms: h.max() as f64 / 1000.0,
+        signing_rate_per_s: None,
+        signing_bound_per_s: None,
+        share_of_bound: None,
+        rss_mib: None,
+    })
+}
+
+/// `startup` and `tenant-start`: repeated starts, each timed until discovery answers.
+async fn starts(args: &BenchArgs) -> anyhow::Result<BenchResult> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+    let mut times = Vec::with_capacity(args.runs);
+    let all = Instant::now();
+    for _ in 0..args.runs.max(1) {
+        match args.workload {
+            Workload::Startup => {
+                let binary = mock_idp_binary(args)?;
+                let t0 = Instant::now();
+                let p = spawn_mock_idp(&binary)?;
+                times.push(until_answered(&http, &format!("{}/.well-known/openid-configuration", p.base), t0).await?);
+            }
+            _ => {
+                let t0 = Instant::now();
+                let idp = mock_idp::MockIdp::start(mock_idp::Options::default()).await?;
+                times.push(until_answered(&http, &format!("{}/.well-known/openid-configuration", idp.base_url()), t0).await?);
+            }
+        }
+    }
+    latency_result(args, &times, all.elapsed())
+}
+
+/// Resident memory of a process in MiB, from /proc (Linux).
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| anyhow::anyhow!("reading /proc/{pid}/status: {e}"))?;
+    let kib: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib / 1024.0)
+}
+
+/// `families`: sign-ins until `--families` refresh families are live, then past their expiry.
+async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
+    let binary = mock_idp_binary(args)?;
+    let p = spawn_mock_idp(&binary)?;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(args.concurrency).build()?;
+    until_answered(&http, &format!("{}/.well-known/openid-configuration", p.base), Instant::now()).await?;
+    // The keys are generated in the background after start; one sign-in waits for them.
+    let driver = Arc::new(Driver {
+        http: http.clone(),
+        base: p.base.clone(),
+        token_path: String::new(),
+        client_id: String::new(),
+        client_secret: String::new(),
+        scope: String::new(),
+    });
+    driver.sign_in().await.map_err(anyhow::Error::msg)?;
+    let pid = p.child.id();
+    let before = rss_mib(pid)?;
+    let next = Arc::new(AtomicU64::new(1));
+    let total = args.families as u64;
+    let all = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (d, next) = (driver.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                d.sign_in().await?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await?.map_err(anyhow::Error::msg)?;
+    }
+    let seconds = all.elapsed().as_secs_f64();
+    let live = rss_mib(pid)?;
+    // Past every lifetime of the default tenant (refresh tokens: 90 days on the default server), then one
+    // request so the purge runs.
+    let r = http.post(format!("{}/_mock/clock", p.base)).json(&json!({"advance_seconds": 100.0 * 86_400.0})).send().await?;
+    anyhow::ensure!(r.status().is_success(), "moving the clock: {}", r.status());
+    driver.get_ok("/.well-known/openid-configuration").await.map_err(anyhow::Error::msg)?;
+    let after_expiry = rss_mib(pid)?;
+    Ok(BenchResult {
+        workload: args.workload,
+        concurrency: args.concurrency,
+        seconds,
+        ok: total,
+        errors: 0,
+        throughput: total as f64 / seconds,
+        p50_ms: 0.0,
+        p90_ms: 0.0,
+        p99_ms: 0.0,
+        max_ms: 0.0,
+        signing_rate_per_s: None,
+        signing_bound_per_s: None,
+        share_of_bound: None,
+        rss_mib: Some(RssReport { families: args.families, before, live, after_expiry }),
     })
 }
 
@@ -330,10 +535,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
 pub async fn cli(args: BenchArgs) -> i32 {
     match run(&args).await {
         Ok(r) => {
-            println!(
-                "{:?} at concurrency {} for {:.1}s: {} ok, {} errors, {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                r.workload, r.concurrency, r.seconds, r.ok, r.errors, r.throughput, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
-            );
+            match (r.workload, r.rss_mib) {
+                (_, Some(m)) => println!(
+                    "{:?}: {} refresh families created in {:.1}s ({:.0}/s); mock-idp resident memory {:.1} MiB at start, {:.1} MiB with them live, {:.1} MiB after their expiry and the purge",
+                    r.workload, m.families, r.seconds, r.throughput, m.before, m.live, m.after_expiry
+                ),
+                (Workload::Startup | Workload::TenantStart, _) => println!(
+                    "{:?}: {} starts; until discovery answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    r.workload, r.ok, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                ),
+                _ => println!(
+                    "{:?} at concurrency {} for {:.1}s: {} ok, {} errors, {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    r.workload, r.concurrency, r.seconds, r.ok, r.errors, r.throughput, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                ),
+            }
             if let (Some(s), Some(b), Some(share)) = (r.signing_rate_per_s, r.signing_bound_per_s, r.share_of_bound) {
                 println!(
                     "raw RS256 signing {s:.0}/s on all cores; {} signature(s) per response bound the endpoint at {b:.0}/s; reached {:.0}%",

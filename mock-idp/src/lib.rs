@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod persist;
@@ -114,10 +115,11 @@ fn key_source(fresh: bool) -> impl Fn(usize) -> Arc<keys::KeyMaterial> + Send + 
         if !fresh {
             return keys::pooled(slot);
         }
-        // Fresh keys, but stable per slot for this instance, so a reset keeps the keys clients cached.
+        // Fresh keys, but stable per slot for this instance, so a reset keeps the keys clients cached. They are
+        // generated in the background: start-up does not wait for them, their first use does.
         let mut g = generated.lock();
         while g.len() <= slot {
-            g.push(Arc::new(keys::KeyMaterial::generate()));
+            g.push(keys::KeyMaterial::generate_in_background());
         }
         g[slot].clone()
     }

@@ -20,13 +20,61 @@ pub fn sign(claims: &Map<String, Value>, key: &KeyMaterial) -> String {
 }
 
 /// Signs with `key` but names `kid` in the header (the same as `key.kid` except when tampering).
+///
+/// The same bytes `jsonwebtoken::encode` produces for this header and these claims (the unit test below
+/// compares them), but with the key parsed once per key instead of once per signature: jsonwebtoken's
+/// aws-lc signer re-parses the DER private key for every signature (`RsaKeyPair::from_der` in
+/// `crypto/aws_lc/rsa.rs`), which costs a third of the signing rate (BENCHMARKS.md, "Signing backends").
 fn sign_with_kid(claims: &Map<String, Value>, key: &KeyMaterial, kid: &str) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_string());
-    // Okta's JWT headers carry only `kid` and `alg`.
-    header.typ = None;
-    // Encoding a JSON map with a valid RSA key cannot fail; a failure would be a defect in the key setup.
-    jsonwebtoken::encode(&header, claims, &key.encoding).expect("RS256 signing with a loaded key")
+    // Okta's JWT headers carry only `kid` and `alg` (serde_json's map is ordered: alg, kid).
+    let header = json!({"alg": "RS256", "kid": kid});
+    let mut jwt = String::with_capacity(1024);
+    URL_SAFE_NO_PAD.encode_string(header.to_string(), &mut jwt);
+    jwt.push('.');
+    // Serialising a JSON map cannot fail.
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).unwrap_or_default(), &mut jwt);
+    let sig = key.signer.sign_rs256(jwt.as_bytes());
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut jwt);
+    jwt
+}
+
+/// An RSA private key parsed once, signing RS256 (PKCS#1 v1.5 with SHA-256) with aws-lc.
+///
+/// It is also a [`jsonwebtoken::crypto::JwtSigner`], the interface jsonwebtoken's crypto providers hand out,
+/// so the backends can be compared through one interface (`bench/signers`).
+pub struct RsaSigner(aws_lc_rs::signature::RsaKeyPair);
+
+impl RsaSigner {
+    /// Parses a PKCS#1 DER private key.
+    pub fn from_pkcs1_der(der: &[u8]) -> anyhow::Result<Self> {
+        aws_lc_rs::signature::RsaKeyPair::from_der(der)
+            .map(RsaSigner)
+            .map_err(|e| anyhow::anyhow!("aws-lc refused the RSA private key: {e}"))
+    }
+
+    /// The RS256 signature of `msg`.
+    pub fn sign_rs256(&self, msg: &[u8]) -> Vec<u8> {
+        let mut sig = vec![0; self.0.public_modulus_len()];
+        // PKCS#1 v1.5 padding uses no randomness; signing with a valid key and a buffer of the modulus' length
+        // cannot fail.
+        self.0
+            .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), msg, &mut sig)
+            .expect("RS256 signing with a loaded key");
+        sig
+    }
+}
+
+impl signature::Signer<Vec<u8>> for RsaSigner {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        Ok(self.sign_rs256(msg))
+    }
+}
+
+impl jsonwebtoken::crypto::JwtSigner for RsaSigner {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
 }
 
 /// The signed tokens of a plan.
@@ -185,4 +233,43 @@ pub fn measure_rate(threads: usize, secs: f64) -> f64 {
         let _ = h.join();
     }
     count.load(Ordering::Relaxed) as f64 / secs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// mock-idp's signer writes exactly the token `jsonwebtoken::encode` writes (RS256 is deterministic), and
+    /// jsonwebtoken verifies it with the published key.
+    #[test]
+    fn the_cached_signer_matches_jsonwebtoken_byte_for_byte() {
+        crate::keys::install_crypto_provider();
+        let key = crate::keys::pooled(0);
+        let claims = json!({"iss": "http://127.0.0.1:1", "sub": "00u1", "aud": "bsr-local", "iat": 1, "exp": 4_000_000_000_i64, "name": "Ålice \"q\""});
+        let map = claims.as_object().cloned().unwrap_or_default();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.typ = None;
+        let expected = jsonwebtoken::encode(&header, &map, &key.encoding).unwrap();
+        let ours = sign(&map, &key);
+        assert_eq!(ours, expected);
+        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        v.set_audience(&["bsr-local"]);
+        let back = jsonwebtoken::decode::<Value>(&ours, &key.decoding, &v).unwrap();
+        assert_eq!(back.claims, claims);
+        assert_eq!(back.header.kid.as_deref(), Some(key.kid.as_str()));
+        assert_eq!(back.header.typ, None);
+    }
+
+    /// The same signer through jsonwebtoken's `JwtSigner` interface.
+    #[test]
+    fn the_signer_is_a_jsonwebtoken_jwt_signer() {
+        use jsonwebtoken::crypto::JwtSigner;
+        let key = crate::keys::pooled(0);
+        let s: &dyn JwtSigner = &key.signer;
+        assert_eq!(s.algorithm(), Algorithm::RS256);
+        let sig = s.try_sign(b"a.b").unwrap();
+        assert_eq!(sig.len(), 256);
+        assert_eq!(sig, key.signer.sign_rs256(b"a.b"));
+    }
 }

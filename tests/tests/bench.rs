@@ -1,0 +1,107 @@
+//! `harness bench` through the library: every workload runs against a real mock-idp (in-process, or the
+//! binary for `startup` and `families`) without errors, and reports what it measured. No timing is asserted
+//! here; BENCHMARKS.md has the figures and the commands that reproduce them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use harness::bench::{BenchArgs, Workload, run};
+
+fn args(workload: Workload) -> BenchArgs {
+    BenchArgs {
+        workload,
+        concurrency: 4,
+        duration: 0.3,
+        idp_url: None,
+        json: false,
+        no_signing_rate: true,
+        token_path: "/oauth2/default/v1/token".into(),
+        client_id: "svc-local".into(),
+        client_secret: "svc-local-secret".into(),
+        scope: "bsr.read".into(),
+        binary: None,
+        runs: 3,
+        families: 40,
+    }
+}
+
+/// The debug `mock-idp` binary, built once per test process (cargo has released its lock by now).
+fn mock_idp_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo).args(["build", "-q", "--locked", "-p", "mock-idp"]).current_dir(&repo).status().expect("cargo runs");
+        assert!(st.success(), "cargo build -p mock-idp");
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo.join("target"));
+        target.join("debug").join("mock-idp")
+    })
+}
+
+#[rstest::rstest]
+#[case::client_credentials(Workload::ClientCredentials)]
+#[case::static_refresh(Workload::StaticRefresh)]
+#[case::rotate_refresh(Workload::RotateRefresh)]
+#[case::sign_in(Workload::SignIn)]
+#[case::jwks(Workload::Jwks)]
+#[case::discovery(Workload::Discovery)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_workloads_run_without_errors(#[case] w: Workload) {
+    let r = run(&args(w)).await.unwrap();
+    assert_eq!(r.workload, w);
+    assert_eq!(r.errors, 0);
+    assert!(r.ok > 0, "{w:?} completed no operation");
+    assert_eq!(r.concurrency, 4);
+    assert!(r.p50_ms <= r.p99_ms && r.p99_ms <= r.max_ms);
+    assert!(r.rss_mib.is_none());
+    assert_eq!(r.signing_rate_per_s, None, "--no-signing-rate");
+}
+
+/// With the signing rate, the bound is the rate divided by the signatures per response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_bound_is_the_rate_over_the_signatures_per_response() {
+    let mut a = args(Workload::SignIn);
+    a.no_signing_rate = false;
+    let r = run(&a).await.unwrap();
+    let (rate, bound) = (r.signing_rate_per_s.unwrap(), r.signing_bound_per_s.unwrap());
+    assert!(rate > 0.0);
+    assert_eq!(bound, rate / 2.0);
+    assert_eq!(r.share_of_bound, Some(r.throughput / bound));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_start_times_each_start() {
+    let r = run(&args(Workload::TenantStart)).await.unwrap();
+    assert_eq!((r.ok, r.errors, r.concurrency), (3, 0, 1));
+    assert!(r.p50_ms > 0.0 && r.p50_ms <= r.max_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_times_the_binary_until_discovery_answers() {
+    let mut a = args(Workload::Startup);
+    a.binary = Some(mock_idp_binary().clone());
+    a.runs = 2;
+    let r = run(&a).await.unwrap();
+    assert_eq!((r.ok, r.errors), (2, 0));
+    assert!(r.p50_ms > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_without_a_binary_names_the_fix() {
+    let mut a = args(Workload::Startup);
+    a.binary = Some("/nonexistent/mock-idp".into());
+    let e = run(&a).await.unwrap_err().to_string();
+    assert!(e.starts_with("starting /nonexistent/mock-idp: "), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn families_reports_memory_before_live_and_after_expiry() {
+    let mut a = args(Workload::Families);
+    a.binary = Some(mock_idp_binary().clone());
+    let r = run(&a).await.unwrap();
+    assert_eq!((r.ok, r.errors), (40, 0));
+    let m = r.rss_mib.unwrap();
+    assert_eq!(m.families, 40);
+    assert!(m.before > 1.0 && m.live > 1.0 && m.after_expiry > 1.0, "{m:?}");
+}
