@@ -41,16 +41,18 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/chrome --shell /usr/sbin/nologin chrome
 USER 10001:10001
 EXPOSE 9515
-# Other containers connect by service name, so remote connections and any Host header are allowed; the
-# port is published on no host interface by docker-compose.yml.
+# Other containers connect by service name, so remote connections (--allowed-ips= with an empty list: any
+# address, on every interface) and any Host header (--allowed-origins=*) are allowed; the port is published
+# on no host interface by docker-compose.yml. curl is for this image's health check.
 CMD ["chromedriver", "--port=9515", "--allowed-ips=", "--allowed-origins=*"]
 
 # ---------------------------------------------------------------------------------------------------
 # Runtime stage (the default target): both binaries, the scenario library and the compose tenant file.
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# ca-certificates for HTTPS identity providers; curl for the health checks in docker-compose.yml.
+# ca-certificates for HTTPS identity providers. No curl: the health checks in docker-compose.yml are the
+# binaries' own (`mock-idp --health-check URL`, `harness health-check URL`: exit 0 on a 2xx answer).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin harness
 COPY --from=build /out/mock-idp /out/harness /usr/local/bin/

@@ -19,6 +19,10 @@
 //! - chromedriver comes from `CHROMEDRIVER` or `PATH`; Chromium from `CHROME`, `/usr/bin/chromium`, or `PATH`
 //!   (`chromium`, `chromium-browser`, `google-chrome`). chromedriver listens on a free loopback port in its own
 //!   process group; its log and the fresh browser profile live in one temporary directory.
+//! - Or a WebDriver that already runs elsewhere (a chromedriver sidecar container): [`Browser::connect`], or
+//!   [`Browser::launch`] with `HARNESS_WEBDRIVER_URL` set. No process is started or killed then, and no local
+//!   path goes into the capabilities: that chromedriver picks its own Chromium and makes a fresh temporary
+//!   profile for the session. The pages the browser opens must be reachable from where it runs.
 //! - The session uses `pageLoadStrategy: none`: navigation commands return at once and every helper waits
 //!   explicitly (for a new document, for an element). With the default strategy the first navigation of a new
 //!   profile was seen to stall here for the whole page-load timeout.
@@ -28,12 +32,14 @@
 //!   sent the request.
 //! - Timeouts are real time (a browser has no virtual clock); the IdP's and the stub's clocks stay virtual.
 //! - The session and chromedriver always end: [`Browser::close`], or on drop (also while a test panics) with
-//!   plain blocking HTTP to chromedriver and a kill of its process group, so no Chromium is left behind.
-//! - [`Browser::artifacts_on_failure`] saves a screenshot, the HTML and the URL of every tab, and chromedriver's
-//!   log, under `target/browser-artifacts/<name>/` when a test fails.
+//!   plain blocking HTTP to chromedriver and a kill of its process group, so no Chromium is left behind. A
+//!   remote WebDriver's session is deleted the same way; the remote chromedriver keeps running.
+//! - [`Browser::artifacts_on_failure`] saves a screenshot, the HTML and the URL of every tab (over WebDriver,
+//!   so also from a remote browser), and a local chromedriver's log, under `target/browser-artifacts/<name>/`
+//!   when a test fails.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -64,6 +70,10 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-sync",
     "--disable-quic",
 ];
+
+/// The environment variable naming a running WebDriver (e.g. `http://chromedriver:9515`) that
+/// [`Browser::launch`] connects to instead of starting chromedriver.
+pub const WEBDRIVER_URL_ENV: &str = "HARNESS_WEBDRIVER_URL";
 
 /// The window size, so screenshots look the same on every machine.
 const WINDOW_SIZE: &str = "--window-size=1280,900";
@@ -118,8 +128,54 @@ struct Inner {
     initial_window: parking_lot::Mutex<Option<WindowHandle>>,
     closed: AtomicBool,
     fetches: AtomicU64,
-    /// Declared last so it drops last: the session is deleted before chromedriver is killed.
-    driver: parking_lot::Mutex<Driver>,
+    /// Where WebDriver commands go (for the blocking path: drop, artifacts, cookies).
+    wd: WdAddr,
+    /// The remote WebDriver's URL, when the session is not on a chromedriver of ours.
+    remote: Option<String>,
+    /// Declared last so it drops last: the session is deleted before chromedriver is killed. `None` for a
+    /// remote WebDriver, which is left running.
+    driver: parking_lot::Mutex<Option<Driver>>,
+}
+
+/// A WebDriver's HTTP endpoint: host, port and the path prefix of its commands (`/wd/hub`, usually empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct WdAddr {
+    host: String,
+    port: u16,
+    prefix: String,
+}
+
+impl WdAddr {
+    fn local(port: u16) -> WdAddr {
+        WdAddr { host: Ipv4Addr::LOCALHOST.to_string(), port, prefix: String::new() }
+    }
+
+    /// A remote WebDriver's URL: plain `http://host:port[/prefix]` (fantoccini here speaks no TLS).
+    fn parse(url: &str) -> anyhow::Result<WdAddr> {
+        let u = url::Url::parse(url).with_context(|| format!("{WEBDRIVER_URL_ENV} / --webdriver-url {url:?} is not a URL"))?;
+        if u.scheme() != "http" {
+            bail!("the WebDriver URL {url} must be http://host:port (a chromedriver, e.g. http://chromedriver:9515)");
+        }
+        let host = u.host_str().ok_or_else(|| anyhow!("the WebDriver URL {url} has no host"))?;
+        if u.query().is_some() || u.fragment().is_some() {
+            bail!("the WebDriver URL {url} must not have a query or fragment");
+        }
+        Ok(WdAddr {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port: u.port_or_known_default().unwrap_or(80),
+            prefix: u.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The base URL fantoccini joins command paths to (with a trailing slash, so the prefix is kept).
+    fn base_url(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("http://{host}:{}{}/", self.port, self.prefix)
+    }
+
+    fn host_header(&self) -> String {
+        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+    }
 }
 
 /// The chromedriver process and the temporary directory with the profile and the driver's log.
@@ -165,9 +221,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if !self.closed.swap(true, Ordering::SeqCst) {
             // The async runtime may be unwinding from a panic, so the session is deleted with blocking HTTP;
-            // chromedriver then quits Chromium cleanly before its process group is killed.
-            let port = self.driver.lock().port;
-            let _ = wd_sync(port, "DELETE", &format!("/session/{}", self.session_id), None);
+            // chromedriver then quits Chromium cleanly before its process group is killed (a remote
+            // chromedriver quits its Chromium and keeps running).
+            let _ = wd_sync(&self.wd, "DELETE", &format!("/session/{}", self.session_id), None);
         }
     }
 }
@@ -268,7 +324,7 @@ async fn start_driver(chromedriver: &Path, dir: PathBuf) -> anyhow::Result<Drive
                 driver.child = None;
                 break;
             }
-            if let Ok(v) = tokio::task::spawn_blocking(move || wd_sync(port, "GET", "/status", None)).await?
+            if let Ok(v) = tokio::task::spawn_blocking(move || wd_sync(&WdAddr::local(port), "GET", "/status", None)).await?
                 && v["ready"] == json!(true)
             {
                 return Ok(driver);
@@ -284,9 +340,84 @@ async fn start_driver(chromedriver: &Path, dir: PathBuf) -> anyhow::Result<Drive
     Err(last_error.unwrap_or_else(|| anyhow!("chromedriver did not start")))
 }
 
+/// `HARNESS_WEBDRIVER_URL` when it is set and not empty.
+pub fn webdriver_url_from_env() -> Option<String> {
+    std::env::var(WEBDRIVER_URL_ENV).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// The session's capabilities. `local`: the Chromium binary and the profile directory on this machine; a
+/// remote chromedriver gets neither (those paths do not exist where it runs), so it uses its own Chromium
+/// and a temporary profile of its own.
+fn capabilities(local: Option<(&Path, &Path)>) -> Capabilities {
+    let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+    args.push(WINDOW_SIZE.into());
+    if let Some((_, profile)) = local {
+        args.push(format!("--user-data-dir={}", profile.display()));
+    }
+    // No password manager bubbles or keyring prompts after a sign-in.
+    args.push("--password-store=basic".into());
+    args.push("--no-default-browser-check".into());
+    let mut options = json!({
+        "args": args,
+        "prefs": {"credentials_enable_service": false, "profile.password_manager_enabled": false},
+    });
+    if let Some((chromium, _)) = local {
+        options["binary"] = json!(chromium.display().to_string());
+    }
+    match json!({
+        "browserName": "chrome",
+        "pageLoadStrategy": "none",
+        "timeouts": {"script": DEFAULT_TIMEOUT.as_millis() as u64, "pageLoad": 60_000, "implicit": 0},
+        "goog:chromeOptions": options,
+    }) {
+        Value::Object(m) => m,
+        // The literal above is an object.
+        _ => unreachable!(),
+    }
+}
+
 impl Browser {
-    /// Starts chromedriver and a headless Chromium session with a fresh profile.
+    /// Starts a headless Chromium session with a fresh profile: through the running WebDriver named by
+    /// `HARNESS_WEBDRIVER_URL` when that is set ([`Browser::connect`]), else on a chromedriver of its own
+    /// ([`Browser::launch_local`]).
     pub async fn launch() -> anyhow::Result<Browser> {
+        match webdriver_url_from_env() {
+            Some(url) => Browser::connect(&url).await,
+            None => Browser::launch_local().await,
+        }
+    }
+
+    /// Like [`Browser::launch`], with the WebDriver given: `Some(url)` connects there, `None` reads
+    /// `HARNESS_WEBDRIVER_URL` and otherwise starts chromedriver here.
+    pub async fn launch_with(webdriver_url: Option<&str>) -> anyhow::Result<Browser> {
+        match webdriver_url {
+            Some(url) => Browser::connect(url).await,
+            None => Browser::launch().await,
+        }
+    }
+
+    /// Opens a session on a WebDriver that already runs, e.g. a chromedriver sidecar container at
+    /// `http://chromedriver:9515` (started with `--allowed-ips=` and `--allowed-origins=*` so that other
+    /// machines may connect by that name). Nothing is started here, and closing or dropping the browser
+    /// deletes the session only.
+    pub async fn connect(webdriver_url: &str) -> anyhow::Result<Browser> {
+        let wd = WdAddr::parse(webdriver_url)?;
+        let status = {
+            let wd = wd.clone();
+            tokio::task::spawn_blocking(move || wd_sync(&wd, "GET", "/status", None)).await?
+        };
+        match status {
+            Ok(v) if v["ready"] == json!(true) => {}
+            Ok(v) => bail!("the WebDriver at {webdriver_url} is not ready for a new session: /status says {v}"),
+            Err(e) => bail!("cannot reach the WebDriver at {webdriver_url}: {e}"),
+        }
+        let url = webdriver_url.trim_end_matches('/').to_string();
+        Browser::open(wd, capabilities(None), None, Some(url)).await
+    }
+
+    /// Starts chromedriver here (on a free loopback port) and a headless Chromium session with a fresh
+    /// profile, whatever `HARNESS_WEBDRIVER_URL` says.
+    pub async fn launch_local() -> anyhow::Result<Browser> {
         let chromedriver = find_chromedriver()?;
         let chromium = find_chromium()?;
         let dir = temp_dir()?;
@@ -297,38 +428,25 @@ impl Browser {
                 return Err(e);
             }
         };
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
-        args.push(WINDOW_SIZE.into());
-        args.push(format!("--user-data-dir={}", dir.join("profile").display()));
-        // No password manager bubbles or keyring prompts after a sign-in.
-        args.push("--password-store=basic".into());
-        args.push("--no-default-browser-check".into());
-        let caps: Capabilities = match json!({
-            "browserName": "chrome",
-            "pageLoadStrategy": "none",
-            "timeouts": {"script": DEFAULT_TIMEOUT.as_millis() as u64, "pageLoad": 60_000, "implicit": 0},
-            "goog:chromeOptions": {
-                "binary": chromium.display().to_string(),
-                "args": args,
-                "prefs": {"credentials_enable_service": false, "profile.password_manager_enabled": false},
-            },
-        }) {
-            Value::Object(m) => m,
-            // The literal above is an object.
-            _ => unreachable!(),
+        let caps = capabilities(Some((&chromium, &dir.join("profile"))));
+        Browser::open(WdAddr::local(driver.port), caps, Some(driver), None)
+            .await
+            .map_err(|e| e.context(format!("Chromium ({})", chromium.display())))
+    }
+
+    /// Opens the session on `wd`; `driver` is ours to end afterwards (dropped, and so killed, on an error).
+    async fn open(wd: WdAddr, caps: Capabilities, driver: Option<Driver>, remote: Option<String>) -> anyhow::Result<Browser> {
+        let log = driver.as_ref().map(Driver::log_path);
+        let log_end = || match &log {
+            Some(l) => format!("; chromedriver's log ends:\n{}", log_tail(l)),
+            None => String::new(),
         };
-        let url = format!("http://127.0.0.1:{}", driver.port);
-        let log = driver.log_path();
         let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
         builder.capabilities(caps);
-        let client = match tokio::time::timeout(SESSION_START_TIMEOUT, builder.connect(&url)).await {
+        let client = match tokio::time::timeout(SESSION_START_TIMEOUT, builder.connect(&wd.base_url())).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                bail!("Chromium ({}) did not start a session: {e}; chromedriver's log ends:\n{}", chromium.display(), log_tail(&log))
-            }
-            Err(_) => {
-                bail!("Chromium did not start a session within {SESSION_START_TIMEOUT:?}; chromedriver's log ends:\n{}", log_tail(&log))
-            }
+            Ok(Err(e)) => bail!("did not start a session at {}: {e}{}", wd.base_url(), log_end()),
+            Err(_) => bail!("did not start a session at {} within {SESSION_START_TIMEOUT:?}{}", wd.base_url(), log_end()),
         };
         let session_id = client.session_id().await?.ok_or_else(|| anyhow!("chromedriver returned no session id"))?;
         let first = client.window().await?;
@@ -340,9 +458,17 @@ impl Browser {
                 initial_window: parking_lot::Mutex::new(Some(first)),
                 closed: AtomicBool::new(false),
                 fetches: AtomicU64::new(0),
+                wd,
+                remote,
                 driver: parking_lot::Mutex::new(driver),
             }),
         })
+    }
+
+    /// The remote WebDriver's URL when the session runs there ([`Browser::connect`]); `None` for a
+    /// chromedriver of this process.
+    pub fn webdriver_url(&self) -> Option<&str> {
+        self.inner.remote.as_deref()
     }
 
     /// A tab in this browser's profile (the first call gets the window the browser opened with).
@@ -371,13 +497,16 @@ impl Browser {
         &self.inner.session_id
     }
 
-    /// Ends the session (Chromium quits) and chromedriver. Tabs still held fail from now on.
+    /// Ends the session (Chromium quits) and our chromedriver (a remote one keeps running). Tabs still held
+    /// fail from now on.
     pub async fn close(self) {
         if !self.inner.closed.swap(true, Ordering::SeqCst) {
             let _turn = self.inner.current.lock().await;
             let _ = tokio::time::timeout(SYNC_TIMEOUT, self.inner.client.clone().close()).await;
         }
-        self.inner.driver.lock().kill();
+        if let Some(d) = self.inner.driver.lock().as_mut() {
+            d.kill();
+        }
     }
 }
 
@@ -597,10 +726,10 @@ impl Tab {
         // fantoccini's add_cookie sends `"domain": null` and `"sameSite": "None"`, which Chromium refuses
         // (a null domain) or drops (None without Secure), so the command is sent as the spec spells it.
         let body = json!({"cookie": {"name": name, "value": value, "path": path, "httpOnly": true, "sameSite": "Lax"}}).to_string();
-        let (port, sid) = (self.inner.driver.lock().port, self.inner.session_id.clone());
+        let (wd, sid) = (self.inner.wd.clone(), self.inner.session_id.clone());
         let reply = self
             .with(|_| async move {
-                Ok(tokio::task::spawn_blocking(move || wd_sync(port, "POST", &format!("/session/{sid}/cookie"), Some(&body))).await)
+                Ok(tokio::task::spawn_blocking(move || wd_sync(&wd, "POST", &format!("/session/{sid}/cookie"), Some(&body))).await)
             })
             .await?;
         match reply {
@@ -712,45 +841,69 @@ fn save_artifacts_sync(inner: &Inner, name: &str) -> PathBuf {
     let dir = artifacts_root().join(safe);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
-    let (port, log) = {
-        let d = inner.driver.lock();
-        (d.port, d.log_path())
-    };
-    let _ = std::fs::copy(&log, dir.join("chromedriver.log"));
-    let sid = &inner.session_id;
-    let handles = wd_sync(port, "GET", &format!("/session/{sid}/window/handles"), None).ok();
+    match (inner.driver.lock().as_ref().map(Driver::log_path), &inner.remote) {
+        (Some(log), _) => {
+            let _ = std::fs::copy(&log, dir.join("chromedriver.log"));
+        }
+        (None, Some(url)) => {
+            let note = format!(
+                "The browser ran on the remote WebDriver {url}; its log is that chromedriver's own (with docker-compose: docker compose logs chromedriver).\n"
+            );
+            let _ = std::fs::write(dir.join("webdriver.txt"), note);
+        }
+        (None, None) => {}
+    }
+    let (wd, sid) = (&inner.wd, &inner.session_id);
+    let handles = wd_sync(wd, "GET", &format!("/session/{sid}/window/handles"), None).ok();
     let handles: Vec<String> =
         handles.and_then(|v| v.as_array().cloned()).unwrap_or_default().iter().filter_map(|h| h.as_str().map(str::to_string)).collect();
     for (i, h) in handles.iter().enumerate() {
         let n = i + 1;
         let body = json!({ "handle": h }).to_string();
-        if wd_sync(port, "POST", &format!("/session/{sid}/window"), Some(&body)).is_err() {
+        if wd_sync(wd, "POST", &format!("/session/{sid}/window"), Some(&body)).is_err() {
             continue;
         }
-        if let Ok(Value::String(png)) = wd_sync(port, "GET", &format!("/session/{sid}/screenshot"), None)
+        if let Ok(Value::String(png)) = wd_sync(wd, "GET", &format!("/session/{sid}/screenshot"), None)
             && let Ok(bytes) = STANDARD.decode(png)
         {
             let _ = std::fs::write(dir.join(format!("tab-{n}.png")), bytes);
         }
-        if let Ok(Value::String(html)) = wd_sync(port, "GET", &format!("/session/{sid}/source"), None) {
+        if let Ok(Value::String(html)) = wd_sync(wd, "GET", &format!("/session/{sid}/source"), None) {
             let _ = std::fs::write(dir.join(format!("tab-{n}.html")), html);
         }
-        if let Ok(Value::String(url)) = wd_sync(port, "GET", &format!("/session/{sid}/url"), None) {
+        if let Ok(Value::String(url)) = wd_sync(wd, "GET", &format!("/session/{sid}/url"), None) {
             let _ = std::fs::write(dir.join(format!("tab-{n}.url.txt")), url + "\n");
         }
+    }
+    // The session is now on the last tab, not the one the tabs' lock remembers: the next command switches.
+    if let Ok(mut cur) = inner.current.try_lock() {
+        *cur = None;
     }
     dir
 }
 
-/// One WebDriver command over blocking HTTP/1.1 to chromedriver on loopback; returns the reply's `value`.
-fn wd_sync(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Value> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut s = TcpStream::connect_timeout(&addr, SYNC_TIMEOUT)?;
+/// Connects to the WebDriver, trying each address its host name resolves to.
+fn wd_connect(wd: &WdAddr) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} resolves to no address", wd.host));
+    for addr in (wd.host.as_str(), wd.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, SYNC_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// One WebDriver command over blocking HTTP/1.1 to chromedriver; returns the reply's `value`.
+fn wd_sync(wd: &WdAddr, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Value> {
+    let mut s = wd_connect(wd)?;
     s.set_read_timeout(Some(SYNC_TIMEOUT))?;
     s.set_write_timeout(Some(SYNC_TIMEOUT))?;
     let body = body.unwrap_or(if method == "POST" { "{}" } else { "" });
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        wd.prefix,
+        wd.host_header(),
         body.len()
     );
     s.write_all(req.as_bytes())?;
@@ -821,6 +974,36 @@ mod tests {
     fn chunked_bodies_are_joined() {
         assert_eq!(dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n").as_deref(), Some(&b"Wikipedia"[..]));
         assert_eq!(dechunk(b"5\r\nab"), None);
+    }
+
+    #[test]
+    fn webdriver_urls_give_host_port_and_prefix() {
+        let a = WdAddr::parse("http://chromedriver:9515").unwrap();
+        assert_eq!(a, WdAddr { host: "chromedriver".into(), port: 9515, prefix: String::new() });
+        assert_eq!((a.base_url(), a.host_header()), ("http://chromedriver:9515/".to_string(), "chromedriver:9515".to_string()));
+        let b = WdAddr::parse("http://grid:4444/wd/hub/").unwrap();
+        assert_eq!(b.prefix, "/wd/hub");
+        assert_eq!(b.base_url(), "http://grid:4444/wd/hub/");
+        let c = WdAddr::parse("http://[::1]:9515").unwrap();
+        assert_eq!((c.host.as_str(), c.base_url(), c.host_header()), ("::1", "http://[::1]:9515/".to_string(), "[::1]:9515".to_string()));
+        assert_eq!(WdAddr::parse("http://h").unwrap().port, 80);
+        assert_eq!(
+            WdAddr::parse("https://h:1").unwrap_err().to_string(),
+            "the WebDriver URL https://h:1 must be http://host:port (a chromedriver, e.g. http://chromedriver:9515)"
+        );
+    }
+
+    #[test]
+    fn a_remote_session_gets_no_local_paths() {
+        let remote = Value::Object(capabilities(None));
+        let o = &remote["goog:chromeOptions"];
+        assert_eq!(o.get("binary"), None);
+        let args: Vec<&str> = o["args"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(args.iter().all(|a| !a.starts_with("--user-data-dir")), "{args:?}");
+        assert!(args.contains(&"--headless=new") && args.contains(&WINDOW_SIZE), "{args:?}");
+        let local = Value::Object(capabilities(Some((Path::new("/usr/bin/chromium"), Path::new("/tmp/p")))));
+        assert_eq!(local["goog:chromeOptions"]["binary"], "/usr/bin/chromium");
+        assert!(local["goog:chromeOptions"]["args"].as_array().unwrap().contains(&json!("--user-data-dir=/tmp/p")));
     }
 
     #[test]

@@ -22,6 +22,10 @@ struct Args {
     /// Print the embedded default tenant and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Check a running server instead of starting one (a container health check without curl): GET the URL
+    /// (plain http, 1.5 s at most), exit 0 on a 2xx answer and 1 otherwise, with the reason on stderr.
+    #[arg(long, value_name = "URL")]
+    health_check: Option<String>,
     /// Serve https with a certificate generated at start (signed by a throwaway CA; see --tls-cert-out).
     #[arg(long, env = "MOCK_IDP_TLS")]
     tls: bool,
@@ -52,6 +56,15 @@ async fn main() -> ExitCode {
     if args.print_default_config {
         print!("{}", mock_idp::config::DEFAULT_TENANT_YAML);
         return ExitCode::SUCCESS;
+    }
+    if let Some(url) = &args.health_check {
+        return match mock_idp::health::check(url, mock_idp::health::TIMEOUT) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mock-idp: health check failed: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MOCK_IDP_LOG").unwrap_or_else(|_| "warn".into()))

@@ -6,11 +6,13 @@
 //! the stub on `localhost`, so the two are different sites to the browser, as Okta and a BSR are, and
 //! SameSite cookie rules apply as they would in production. Both clocks are frozen at 2030-01-01T00:00:00Z
 //! and advanced by the tests; only the browser's waits are real time. A failing test leaves a screenshot and
-//! the HTML of every tab in target/browser-artifacts/<test name>/.
+//! the HTML of every tab in target/browser-artifacts/<test name>/. The last tests use a remote WebDriver: a
+//! chromedriver the test starts as the docker-compose sidecar runs it, reached by URL (docs/browser.md).
 #![cfg(feature = "browser")]
 
 use harness::browser::{Browser, DEFAULT_TIMEOUT, Tab};
 use harness::bsr::{BsrConfig, RefreshStrategy, StubBsr};
+use harness::scenario::runner::Outcome;
 use mock_idp::config::RefreshTokenConfig;
 use mock_idp::core::model::RotationType;
 use mock_idp::{Clock, MockIdp, Options, TenantConfig};
@@ -386,4 +388,248 @@ async fn prompt_none_with_an_idp_session_signs_in_silently() {
 
     artifacts.passed();
     browser.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A remote WebDriver: chromedriver running elsewhere (a sidecar container in docker-compose), reached by
+// URL, with the runner's servers on a host name the browser can reach.
+
+/// chromedriver started the way the docker-compose sidecar runs it (any client address, any Host header),
+/// on a port it picks. Its process group is killed on drop, so a failed test leaves no Chromium behind.
+struct Sidecar {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Sidecar {
+    fn start() -> Sidecar {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let chromedriver = harness::browser::find_chromedriver().expect("chromedriver (scripts/test installs it)");
+        let mut child = std::process::Command::new(chromedriver)
+            .args(["--port=0", "--allowed-ips=", "--allowed-origins=*"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let port = loop {
+            let l = lines.next().expect("chromedriver says which port it took").expect("stdout");
+            if let Some(rest) = l.strip_prefix("ChromeDriver was started successfully on port ") {
+                break rest.trim_end_matches('.').parse::<u16>().expect("a port");
+            }
+        };
+        // The rest of its output is drained, so chromedriver never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Sidecar { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Chromium processes the sidecar's chromedriver has running (its process group, but itself).
+    fn browsers(&self) -> usize {
+        let pgid = self.child.id().to_string();
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+            .filter(|e| e.file_name().to_string_lossy() != pgid)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            // pid (comm) state ppid pgrp …; comm may hold spaces, so fields are counted after the last ')'.
+            .filter(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)) == Some(pgid.as_str()))
+            .filter(|stat| !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+            .count()
+    }
+
+    /// Waits (real time, the browser's) until the sidecar has no Chromium left: its sessions were deleted.
+    async fn assert_no_browser_left(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.browsers() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the sidecar still runs {} Chromium processes", self.browsers());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The sidecar itself still runs and takes new sessions: nothing of it was killed.
+    async fn assert_still_ready(&mut self) {
+        assert_eq!(self.child.try_wait().expect("try_wait"), None, "the sidecar's chromedriver exited");
+        let status: Value = reqwest::get(format!("{}/status", self.url)).await.unwrap().json().await.unwrap();
+        assert_eq!(status["value"]["ready"], true, "{status}");
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// An address of this machine other than loopback (the one its default route leaves from), so a server
+/// listening on 127.0.0.1 only would not be reachable there; `localhost` when the machine has none.
+fn public_host() -> String {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+    // A UDP connect only picks the route and source address; nothing is sent (TEST-NET-3, RFC 5737).
+    match s.connect("203.0.113.1:9").and_then(|_| s.local_addr()) {
+        Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => a.ip().to_string(),
+        _ => {
+            eprintln!("note: this machine has no non-loopback address; the public host is `localhost`");
+            "localhost".into()
+        }
+    }
+}
+
+fn remote_run_args(paths: Vec<std::path::PathBuf>, webdriver: &str, public: &str, idp_url: Option<String>) -> harness::scenario::RunArgs {
+    harness::scenario::RunArgs {
+        paths,
+        jobs: 2,
+        filter: None,
+        repeat: 1,
+        shard: None,
+        idp_url,
+        target: None,
+        require_all: true,
+        junit: None,
+        json: None,
+        html: None,
+        quiet: true,
+        browser: harness::scenario::BrowserArgs {
+            webdriver_url: Some(webdriver.to_string()),
+            listen_host: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            public_host: Some(public.to_string()),
+        },
+    }
+}
+
+fn scenario_library() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+#[tokio::test]
+async fn browser_scenarios_run_on_a_remote_webdriver_with_the_servers_on_a_public_host() {
+    let mut sidecar = Sidecar::start();
+    let public = public_host();
+    let prefix = format!("http://{public}:");
+
+    // In-process IdP and stub BSR per scenario, both on 0.0.0.0 and named by the public host.
+    let args = remote_run_args(vec![scenario_library().join("browser")], &sidecar.url, &public, None);
+    let list = harness::scenario::select(&args).unwrap();
+    let reports = harness::scenario::run_all(list, &args, false, None).await;
+    let outcomes: Vec<(&str, &Outcome)> = reports.iter().map(|r| (r.name.as_str(), &r.outcome)).collect();
+    assert_eq!(outcomes, [("browser-c01-two-tabs-leeway-15", &Outcome::Passed), ("browser-sign-in-and-out", &Outcome::Passed)]);
+    for r in &reports {
+        // Every page the tabs were on, the stub's and the IdP's, was on the public host.
+        assert!(!r.http.is_empty(), "{}: no exchanges recorded", r.name);
+        for h in &r.http {
+            assert!(h.url.starts_with(&prefix), "{}: the browser was on {} (step {})", r.name, h.url, h.step);
+        }
+    }
+    sidecar.assert_no_browser_left().await;
+    sidecar.assert_still_ready().await;
+
+    // A shared, running IdP (as in docker-compose: --idp-url): the runner registers the stub's redirect
+    // URIs on the public host through the management API, and the IdP accepts them at sign-in.
+    let idp = MockIdp::start(Options::default()).await.unwrap();
+    let args = remote_run_args(
+        vec![scenario_library().join("browser/sign-in-and-out.yaml")],
+        &sidecar.url,
+        &public,
+        Some(idp.base_url().to_string()),
+    );
+    let list = harness::scenario::select(&args).unwrap();
+    let reports = harness::scenario::run_all(list, &args, false, None).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, Outcome::Passed, "{:?}", reports[0].steps);
+    let stub_pages: Vec<&str> = reports[0].http.iter().map(|h| h.url.as_str()).filter(|u| u.starts_with(&prefix)).collect();
+    assert!(!stub_pages.is_empty(), "{:?}", reports[0].http);
+    let app: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/apps/0oa1bsr0000000000001", idp.base_url()))
+        .header("authorization", "SSWS mock-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let registered: Vec<&str> =
+        app["settings"]["oauthClient"]["redirect_uris"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let stub_base = stub_pages[0].split('/').take(3).collect::<Vec<_>>().join("/");
+    assert_eq!(
+        registered,
+        ["http://127.0.0.1:3000/oauth2/callback", "http://localhost:3000/oauth2/callback", &format!("{stub_base}/oauth2/callback")]
+    );
+    let grants = env_events(&idp, "app.oauth2.token.grant.id_token").await;
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    sidecar.assert_no_browser_left().await;
+    sidecar.assert_still_ready().await;
+}
+
+async fn env_events(idp: &MockIdp, event_type: &str) -> Vec<Value> {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/logs", idp.base_url()))
+        .query(&[("filter", format!("eventType eq \"{event_type}\""))])
+        .header("authorization", "SSWS mock-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_remote_browser_signs_in_saves_artifacts_and_its_session_ends_on_drop() {
+    let mut sidecar = Sidecar::start();
+    let env = Env::default().await;
+    let browser = Browser::connect(&sidecar.url).await.unwrap();
+    assert_eq!(browser.webdriver_url(), Some(sidecar.url.as_str()));
+    let tab = browser.new_tab().await.unwrap();
+    sign_in(&env, &tab, "alice@example.com").await;
+    assert_signed_in_as(&tab, "alice").await;
+    assert!(sidecar.browsers() > 0, "Chromium runs under the sidecar's chromedriver, not here");
+
+    // Artifacts come over WebDriver; the remote chromedriver's log is not ours to copy.
+    let dir = browser.save_artifacts("remote_webdriver_artifacts");
+    let png = std::fs::read(dir.join("tab-1.png")).expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(std::fs::read_to_string(dir.join("tab-1.url.txt")).unwrap(), format!("{}\n", env.bsr("/")));
+    assert!(std::fs::read_to_string(dir.join("tab-1.html")).unwrap().contains("id=\"username\""));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("webdriver.txt")).unwrap(),
+        format!(
+            "The browser ran on the remote WebDriver {}; its log is that chromedriver's own (with docker-compose: docker compose logs chromedriver).\n",
+            sidecar.url
+        )
+    );
+    assert!(!dir.join("chromedriver.log").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The tab still works after the artifacts switched windows.
+    assert_eq!(tab.current_url().await.unwrap(), env.bsr("/"));
+
+    // Dropped without close(), as when a test panics: the session is deleted, the sidecar keeps running.
+    drop(tab);
+    drop(browser);
+    sidecar.assert_no_browser_left().await;
+    sidecar.assert_still_ready().await;
+
+    // And a second session on the same sidecar, closed properly.
+    let browser = Browser::launch_with(Some(&sidecar.url)).await.unwrap();
+    let tab = browser.new_tab().await.unwrap();
+    assert_eq!(tab.goto(&env.bsr("/")).await.unwrap(), env.bsr("/"));
+    browser.close().await;
+    sidecar.assert_no_browser_left().await;
+    sidecar.assert_still_ready().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_webdriver_is_an_error_naming_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let e = Browser::connect(&url).await.err().expect("nothing listens there");
+    assert_eq!(format!("{e:#}"), format!("cannot reach the WebDriver at {url}: Connection refused (os error 111)"));
+    let e = Browser::connect("https://chromedriver:9515").await.err().expect("https is refused");
+    assert_eq!(
+        e.to_string(),
+        "the WebDriver URL https://chromedriver:9515 must be http://host:port (a chromedriver, e.g. http://chromedriver:9515)"
+    );
 }

@@ -547,7 +547,10 @@ fn compose_services_run_programs_their_images_have_with_declared_flags_and_varia
     let c = compose();
     let stages = dockerfile();
     let b = bins();
-    assert_eq!(c.services.keys().map(String::as_str).collect::<Vec<_>>(), ["chromedriver", "mock-idp", "runner", "stub-bsr"]);
+    assert_eq!(
+        c.services.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["browser-runner", "chromedriver", "mock-idp", "runner", "stub-bsr"]
+    );
     assert_eq!(stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["build", "chromedriver", "runtime"]);
     // `docker build .` builds the last stage: the runtime image.
     assert_eq!(stages.last().map(|s| s.name.as_str()), Some("runtime"));
@@ -580,6 +583,15 @@ fn compose_services_run_programs_their_images_have_with_declared_flags_and_varia
         }
         for (k, _) in &svc.env {
             assert!(d.env.contains(k) || k == log, "{}: {} does not read {k} ({:?})", svc.name, svc.command.join(" "), d.env);
+        }
+        // Our binaries' health checks: `mock-idp --health-check URL`, `harness health-check URL` (the
+        // subcommand's --help runs, so it exists).
+        if let Some(h) = svc.health.as_ref().filter(|h| h[0] == "mock-idp" || h[0] == "harness") {
+            let d = declared_for(h);
+            for a in h.iter().filter(|a| a.starts_with("--")) {
+                let flag = a.split('=').next().unwrap_or_default();
+                assert!(d.flags.contains(flag), "{}: health check {} {flag} is not a flag of the binary ({:?})", svc.name, h[0], d.flags);
+            }
         }
     }
 
@@ -622,7 +634,14 @@ fn compose_services_run_programs_their_images_have_with_declared_flags_and_varia
     for f in ["Cargo.toml", "Cargo.lock"] {
         assert!(sources.contains(f), "the build stage does not COPY {f}");
     }
-    assert!(runtime.programs().is_superset(&["mock-idp".into(), "harness".into(), "curl".into()].into()));
+    assert!(runtime.programs().is_superset(&["mock-idp".into(), "harness".into()].into()));
+    // No curl or other HTTP client: the health checks are the binaries' own.
+    assert_eq!(runtime.packages(), BTreeSet::from(["ca-certificates".to_string()]));
+    for svc in c.services.values().filter(|s| s.target == "runtime") {
+        if let Some(h) = &svc.health {
+            assert!(h[0] == "mock-idp" || h[0] == "harness", "{}: health check {h:?}", svc.name);
+        }
+    }
     let no_tools: BTreeSet<String> = ["gcc", "make", "cargo", "rustc", "build-essential"].map(String::from).into();
     assert!(runtime.packages().is_disjoint(&no_tools), "{:?}", runtime.packages());
     assert_eq!(runtime.last("USER"), Some("10001:10001"));
@@ -692,6 +711,26 @@ fn addresses_ports_paths_and_the_issuer_agree_across_the_files() {
     );
     assert!(runner.volumes.contains(&("./scenarios".to_string(), format!("{workdir}/scenarios"))));
     assert!(runner.volumes.contains(&("./reports".to_string(), "/reports".to_string())));
+    assert_eq!(runner.env("HARNESS_WEBDRIVER_URL"), None, "the plain runner has no browser: browser scenarios are skipped");
+
+    // The browser runner: the same run, with its browser in the chromedriver sidecar (by service name and
+    // port), its stubs on every interface and named by the browser runner's service name.
+    let br = c.service("browser-runner");
+    assert_eq!(br.profiles, ["browser"]);
+    assert_eq!(br.command, runner.command);
+    assert_eq!(br.volumes, runner.volumes);
+    assert_eq!(
+        br.depends_on,
+        BTreeMap::from([
+            ("chromedriver".to_string(), "service_healthy".to_string()),
+            ("mock-idp".to_string(), "service_healthy".to_string())
+        ])
+    );
+    let cd_port = cd.command.iter().find_map(|a| a.strip_prefix("--port=")).expect("chromedriver --port");
+    assert_eq!(br.env("HARNESS_WEBDRIVER_URL"), Some(format!("http://{}:{cd_port}", cd.name).as_str()));
+    assert_eq!(br.env("HARNESS_LISTEN_HOST"), Some("0.0.0.0"));
+    assert_eq!(br.env("HARNESS_PUBLIC_HOST"), Some(br.name.as_str()));
+    assert!(cd.command.contains(&"--allowed-ips=".to_string()) && cd.command.contains(&"--allowed-origins=*".to_string()));
 
     // One issuer everywhere: the tenant's base_url, the stub's BSR_ISSUER and the runner's --idp-url are the
     // mock-idp service's name and port, and the stub's client is the tenant's app with its redirect URIs.
@@ -790,10 +829,25 @@ async fn mock_idp_service_serves_the_compose_issuer_and_its_health_check_tells_u
     assert_eq!((out.stdout.len(), out.stderr.len()), (0, 0));
     assert!(p.stderr().contains("/.well-known/openid-configuration"), "MOCK_IDP_LOG=debug logs requests: {}", p.stderr());
 
-    // docker stop: SIGTERM ends it cleanly, and the health check then fails (curl: cannot connect).
+    // Only a 2xx answer is healthy: a path the mock does not serve (404) is not.
+    let mut missing = health.clone();
+    *missing.last_mut().expect("a URL") = "http://127.0.0.1:8080/nope".into();
+    let out = run(container_command(&missing, svc, image, &hmap, &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), format!("mock-idp: health check failed: GET {base}/nope: HTTP 404, not 2xx\n"));
+
+    // docker stop: SIGTERM ends it cleanly, and the health check then fails: nothing listens on the port.
     assert!(p.terminate().success());
     let out = run(container_command(health, svc, image, &hmap, &[]));
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1));
+    let authority = base.trim_start_matches("http://");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "mock-idp: health check failed: GET {base}/.well-known/openid-configuration: cannot connect to {authority}: connection refused\n"
+        )
+    );
+    assert_eq!(out.stdout.len(), 0);
 }
 
 #[tokio::test]
@@ -835,12 +889,15 @@ async fn stub_bsr_service_signs_alice_in_through_the_composed_mock_idp() {
         let map = Map::default().with("0.0.0.0:3000", &format!("127.0.0.1:{port}")).with("http://mock-idp:8080", &idp_base);
         container_command(&svc.command, svc, image, &map, &[("HARNESS_LOG", "debug")])
     });
-    assert_eq!(line, "stub BSR listening on http://localhost:3000");
+    // The bound address and the public URL, which differ in a container.
+    assert_eq!(line, format!("stub BSR listening on 127.0.0.1:{bsr_port}, public URL http://localhost:3000"));
     let bsr_base = format!("http://127.0.0.1:{bsr_port}");
 
     let health = svc.health.as_ref().expect("stub-bsr has a health check");
-    let out = run(container_command(health, svc, image, &Map::default().with("http://127.0.0.1:3000", &bsr_base), &[]));
+    let hmap = Map::default().with("http://127.0.0.1:3000", &bsr_base);
+    let out = run(container_command(health, svc, image, &hmap, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((out.stdout.len(), out.stderr.len()), (0, 0));
 
     // A browser: the stub sends it to the issuer's authorize endpoint with the composed client and public URL.
     let browser = http();
@@ -874,6 +931,12 @@ async fn stub_bsr_service_signs_alice_in_through_the_composed_mock_idp() {
 
     assert!(bsr.stderr().contains("/oauth2/callback"), "HARNESS_LOG=debug logs requests: {}", bsr.stderr());
     assert!(bsr.terminate().success());
+    let out = run(container_command(health, svc, image, &hmap, &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("harness: health check failed: GET {bsr_base}/healthz: cannot connect to 127.0.0.1:{bsr_port}: connection refused\n")
+    );
     assert!(idp.terminate().success());
     for (who, log) in [("stub BSR", bsr.stderr()), ("mock-idp", idp.stderr())] {
         for secret in [CLIENT_SECRET, st.as_str(), code.as_str()] {
@@ -960,8 +1023,73 @@ async fn chromedriver_sidecar_command_accepts_other_containers_by_service_name()
     assert_eq!(r.status(), StatusCode::OK);
     let status: Value = r.json().await.expect("JSON");
     assert_eq!(status["value"]["ready"], true, "{status}");
+    // --allowed-ips= (an empty list): it listens on every interface and accepts any client address, so
+    // another container reaches it; this machine's own non-loopback address stands in for that container's.
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+    // A UDP connect only picks the route and the source address; nothing is sent (TEST-NET-3, RFC 5737).
+    match udp.connect("203.0.113.1:9").and_then(|_| udp.local_addr()).map(|a| a.ip()) {
+        Ok(ip) if !ip.is_loopback() && !ip.is_unspecified() => {
+            let r = http().get(format!("http://{ip}:{port}/status")).header(HOST, "chromedriver:9515").send().await.expect("GET /status");
+            assert_eq!(r.status(), StatusCode::OK, "chromedriver refuses a client at {ip}");
+        }
+        _ => eprintln!("note: this machine has no non-loopback address; chromedriver's --allowed-ips= was checked on loopback only"),
+    }
     let health = svc.health.as_ref().expect("chromedriver has a health check");
     let out =
         run(container_command(health, svc, image, &Map::default().with("http://127.0.0.1:9515", &format!("http://127.0.0.1:{port}")), &[]));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The browser runner as composed, with the chromedriver service's command as its sidecar: the browser
+/// scenarios pass, their pages on the public host the compose file names (mapped to `localhost`, a name
+/// that reaches this machine as `browser-runner` reaches the runner's container).
+#[cfg(feature = "browser")]
+#[tokio::test]
+async fn browser_runner_runs_the_browser_scenarios_in_the_chromedriver_sidecar() {
+    let c = compose();
+    let stages = dockerfile();
+    let (_idp, idp_base) = start_composed_idp(&c, &stages);
+    let cd = c.service("chromedriver");
+    let mut sidecar =
+        Proc::spawn(container_command(&cd.command, cd, stage(&stages, &cd.target), &Map::default().with("--port=9515", "--port=0"), &[]));
+    let port = loop {
+        let l = sidecar.line().unwrap_or_else(|e| panic!("chromedriver did not start: {e}"));
+        if let Some(rest) = l.strip_prefix("ChromeDriver was started successfully on port ") {
+            break rest.trim_end_matches('.').parse::<u16>().expect("a port");
+        }
+    };
+    let svc = c.service("browser-runner");
+    let image = stage(&stages, &svc.target);
+    let reports = std::env::temp_dir().join(format!("compose-browser-reports-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&reports);
+    let map = Map::default()
+        .with("http://mock-idp:8080", &idp_base)
+        .with("http://chromedriver:9515", &format!("http://127.0.0.1:{port}"))
+        .with("browser-runner", "localhost")
+        .with("/reports", &reports.display().to_string())
+        .paths(svc, image);
+    let mut argv = svc.command.clone();
+    argv.push("scenarios/browser".into());
+    let out = run(container_command(&argv, svc, image, &map, &[]));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.ends_with("\n2 passed, 0 failed, 0 skipped\n"), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "harness: warning: the servers each scenario starts listen on 0.0.0.0, reachable from other machines; they have known test credentials\n"
+        ),
+        "{stderr}"
+    );
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).expect("--junit wrote junit.xml");
+    assert!(junit.contains("<testsuites name=\"harness\" tests=\"2\" failures=\"0\" skipped=\"0\" errors=\"0\""), "{junit}");
+    // The last scenario's stub registered its redirect URI on the public host at the shared IdP.
+    let app = admin_get(&idp_base, &format!("/api/v1/apps/{APP_ID}")).await;
+    let uris = app["settings"]["oauthClient"]["redirect_uris"].as_array().expect("redirect_uris").clone();
+    let last = uris.last().and_then(Value::as_str).expect("a redirect URI");
+    assert!(last.starts_with("http://localhost:") && last.ends_with("/oauth2/callback"), "{uris:?}");
+    std::fs::remove_dir_all(&reports).expect("remove the reports");
+    // The sidecar's Chromium sessions were deleted, and the sidecar runs on.
+    let r = http().get(format!("http://127.0.0.1:{port}/status")).header(HOST, "chromedriver:9515").send().await.expect("GET /status");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(sidecar.child.try_wait().expect("try_wait").is_none(), "the sidecar exited");
 }
