@@ -1,6 +1,7 @@
 //! A typed Rust client for the IdP's control plane: Okta's management API subset (users, lifecycle,
 //! groups, OIDC apps, assignments, authorization servers, keys, a user's refresh tokens, the System Log)
-//! and the mock-only controls under `/_mock/` (clock, reset, org key rotation, faults, request log).
+//! and the mock-only controls under `/_mock/` (clock, reset, org key rotation, faults, rate limits, request
+//! log).
 //!
 //! It speaks HTTP only, so it works the same against an in-process [`crate::MockIdp`], the `mock-idp`
 //! binary or a container, and its calls are the ones an Okta SDK or script would make.
@@ -25,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::core::faults::{Action, Endpoint, RuleSpec};
 use crate::core::model::{AppStatus, ApplicationType, AuthMethod, RefreshTokenSettings, UserProfile, UserStatus};
+pub use crate::core::ratelimit::{Bucket, RateLimits};
 
 /// What went wrong with a call.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +229,21 @@ pub struct AuthorizationServer {
     pub audiences: Vec<String>,
     pub issuer: String,
     pub status: String,
+}
+
+/// A custom authorization server to create (`POST /api/v1/authorizationServers`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAuthorizationServer {
+    pub name: String,
+    pub description: String,
+    /// Okta supports exactly one.
+    pub audiences: Vec<String>,
+}
+
+impl NewAuthorizationServer {
+    pub fn new(name: &str, audience: &str, description: &str) -> Self {
+        NewAuthorizationServer { name: name.into(), description: description.into(), audiences: vec![audience.into()] }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -580,6 +597,11 @@ impl AdminClient {
     pub async fn unassign_group(&self, app_id: &str, group_id: &str) -> Result<()> {
         self.unit(Method::DELETE, &format!("/api/v1/apps/{}/groups/{}", enc(app_id), enc(group_id)), None).await
     }
+    /// `DELETE /api/v1/apps/{id}`: only an INACTIVE app (403 `E0000056` otherwise); its assignments and
+    /// tokens go with it.
+    pub async fn delete_app(&self, id: &str) -> Result<()> {
+        self.unit(Method::DELETE, &format!("/api/v1/apps/{}", enc(id)), None).await
+    }
 
     // ----- authorization servers -----
 
@@ -588,6 +610,23 @@ impl AdminClient {
     }
     pub async fn get_server(&self, id: &str) -> Result<AuthorizationServer> {
         self.call(Method::GET, &format!("/api/v1/authorizationServers/{}", enc(id)), None).await
+    }
+    /// `POST /api/v1/authorizationServers`: an ACTIVE custom server with its own keys; issuer
+    /// `{base}/oauth2/{id}`.
+    pub async fn create_server(&self, server: &NewAuthorizationServer) -> Result<AuthorizationServer> {
+        let body = serde_json::to_value(server).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(Method::POST, "/api/v1/authorizationServers", Some(&body)).await
+    }
+    pub async fn activate_server(&self, id: &str) -> Result<()> {
+        self.unit(Method::POST, &format!("/api/v1/authorizationServers/{}/lifecycle/activate", enc(id)), None).await
+    }
+    /// Deactivation makes the server's endpoints unavailable (404) and revokes its tokens.
+    pub async fn deactivate_server(&self, id: &str) -> Result<()> {
+        self.unit(Method::POST, &format!("/api/v1/authorizationServers/{}/lifecycle/deactivate", enc(id)), None).await
+    }
+    /// `DELETE /api/v1/authorizationServers/{id}`: only an INACTIVE server other than `default`.
+    pub async fn delete_server(&self, id: &str) -> Result<()> {
+        self.unit(Method::DELETE, &format!("/api/v1/authorizationServers/{}", enc(id)), None).await
     }
     pub async fn policies(&self, server: &str) -> Result<Vec<Policy>> {
         self.call(Method::GET, &format!("/api/v1/authorizationServers/{}/policies", enc(server)), None).await
@@ -633,6 +672,21 @@ impl AdminClient {
     /// `POST /_mock/reset`: the tenant as configured, the clock as started, no faults, empty logs.
     pub async fn reset(&self) -> Result<()> {
         self.unit(Method::POST, "/_mock/reset", None).await
+    }
+    /// `POST /_mock/reset {"tenant": …}`: as [`AdminClient::reset`], but to another tenant configuration.
+    pub async fn reset_to(&self, tenant: &crate::TenantConfig) -> Result<()> {
+        let t = serde_json::to_value(tenant).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.unit(Method::POST, "/_mock/reset", Some(&json!({"tenant": t}))).await
+    }
+    /// `GET /_mock/rate-limits`: the limits in force (requests per minute per bucket).
+    pub async fn rate_limits(&self) -> Result<RateLimits> {
+        self.call(Method::GET, "/_mock/rate-limits", None).await
+    }
+    /// `PUT /_mock/rate-limits`: replaces every limit (`RateLimits::default()` turns them all off); the counts
+    /// of the current windows are kept.
+    pub async fn set_rate_limits(&self, limits: &RateLimits) -> Result<RateLimits> {
+        let body = serde_json::to_value(limits).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(Method::PUT, "/_mock/rate-limits", Some(&body)).await
     }
     pub async fn clock(&self) -> Result<ClockInfo> {
         self.call(Method::GET, "/_mock/clock", None).await

@@ -14,6 +14,7 @@ use crate::core::model::{
     AppMockOptions, AppStatus, ApplicationType, AuthMethod, GroupsClaim, RefreshTokenSettings, RotationType, TokenLifetimes, TrustedOrigin,
     UserProfile, UserStatus,
 };
+use crate::core::ratelimit::RateLimits;
 
 /// The embedded default tenant, as `mock-idp --print-default-config` prints it.
 pub const DEFAULT_TENANT_YAML: &str = include_str!("default-tenant.yaml");
@@ -46,6 +47,10 @@ pub struct TenantConfig {
     /// Okta's Trusted Origins: the origins whose browser JavaScript may call the IdP (scope `CORS`).
     #[serde(default)]
     pub trusted_origins: Vec<TrustedOrigin>,
+    /// Okta's rate limits: requests per minute per bucket (`token: 600`, `api_users: 100`, …); a bucket
+    /// left out is not enforced (`core::ratelimit`, docs/management-api.md).
+    #[serde(default, skip_serializing_if = "RateLimits::is_empty")]
+    pub rate_limits: RateLimits,
 }
 
 fn default_mgmt_token() -> String {
@@ -811,6 +816,24 @@ mod tests {
         let e = TenantConfig::parse(&src, "t.yaml").unwrap_err();
         assert_eq!(e.field, "users[1].id");
         assert_eq!(e.message, "duplicate id 00u1alice00000000001");
+    }
+
+    #[test]
+    fn rate_limits_are_read_and_located() {
+        let c = TenantConfig::parse(&format!("{DEFAULT_TENANT_YAML}\nrate_limits:\n  token: 600\n  api_users: 20\n"), "t.yaml").unwrap();
+        assert_eq!((c.rate_limits.token, c.rate_limits.api_users, c.rate_limits.authorize), (Some(600), Some(20), None));
+        assert!(TenantConfig::default_tenant().rate_limits.is_empty());
+        let src = format!("{DEFAULT_TENANT_YAML}\nrate_limits:\n  authorize: 60\n  token: 0\n");
+        let e = TenantConfig::parse(&src, "t.yaml").unwrap_err();
+        assert_eq!(e.field, "rate_limits.token");
+        assert_eq!(e.message, "must be between 1 and 1000000 requests per minute, got 0");
+        assert_eq!(e.line, Some(src.lines().position(|l| l == "  token: 0").unwrap() + 1));
+        assert_eq!(e.column, Some(3));
+        let src = format!("{DEFAULT_TENANT_YAML}\nrate_limits:\n  tokens: 5\n");
+        let e = TenantConfig::parse(&src, "t.yaml").unwrap_err();
+        assert_eq!(e.field, "rate_limits.tokens");
+        assert!(e.message.starts_with("unknown field `tokens`, expected one of `authorize`, `token`"), "{}", e.message);
+        assert_eq!(e.line, Some(src.lines().position(|l| l == "  tokens: 5").unwrap() + 1));
     }
 
     #[test]

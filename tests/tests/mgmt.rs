@@ -1542,3 +1542,293 @@ async fn typed_client_reports_okta_errors() {
     assert_eq!((clock.now.as_str(), clock.frozen), ("2030-01-01T00:00:30.000Z", true));
     assert!(!admin.logs(Some("eventType eq \"user.lifecycle.delete.completed\"")).await.unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Deleting apps; creating, deactivating and deleting authorization servers.
+
+#[tokio::test]
+async fn app_delete_needs_deactivation_and_takes_tokens_and_assignments_with_it() {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let admin = AdminClient::for_idp(&idp);
+    let t = sign_in(&c, Server::DEFAULT, ALICE).await;
+    let path = format!("/api/v1/apps/{APP_ID}");
+    let active = api(&c, Method::DELETE, &path, None).await;
+    assert_api_error(&active, 403, "E0000056", "Delete application forbidden.", &["The application must be deactivated before deletion."]);
+    // Nothing happened: the app is there and its tokens work.
+    let (s, b) = refresh(&c, Server::DEFAULT, rt(&t)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let rt2 = b["refresh_token"].as_str().unwrap().to_string();
+    assert!(c.events("application.lifecycle.delete").await.is_empty());
+
+    admin.deactivate_app(APP_ID).await.unwrap();
+    assert_eq!(api(&c, Method::GET, &path, None).await.json()["_links"]["self"]["hints"]["allow"], json!(["GET", "PUT", "DELETE"]));
+    let deleted = api(&c, Method::DELETE, &path, None).await;
+    assert_eq!((deleted.status, deleted.body.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_api_error(
+        &api(&c, Method::GET, &path, None).await,
+        404,
+        "E0000007",
+        &format!("Not found: Resource not found: {APP_ID} (AppInstance)"),
+        &[],
+    );
+    assert_api_error(
+        &api(&c, Method::DELETE, &path, None).await,
+        404,
+        "E0000007",
+        &format!("Not found: Resource not found: {APP_ID} (AppInstance)"),
+        &[],
+    );
+    assert!(admin.list_apps().await.unwrap().iter().all(|a| a.id != APP_ID));
+    assert_eq!(admin.get_app(APP_ID).await.unwrap_err().code(), Some("E0000007"));
+    // The client is gone: its refresh token fails client authentication, its access token is dead.
+    assert_eq!(
+        refresh(&c, Server::DEFAULT, &rt2).await,
+        (StatusCode::UNAUTHORIZED, json!({"error": "invalid_client", "error_description": "Invalid value for 'client_id' parameter."}))
+    );
+    assert_eq!(c.userinfo(Server::DEFAULT, &t.access_token).await.status, StatusCode::UNAUTHORIZED);
+    assert_api_error(
+        &api(&c, Method::GET, &format!("/api/v1/users/{ALICE_ID}/clients/{CLIENT_ID}/tokens"), None).await,
+        404,
+        "E0000007",
+        &format!("Not found: Resource not found: {CLIENT_ID} (AppInstance)"),
+        &[],
+    );
+    // The System Log: the members lost the app, then the app went.
+    let removed = c.events("application.user_membership.remove").await;
+    let mut who: Vec<&str> = removed.iter().map(|e| e["target"][1]["id"].as_str().unwrap()).collect();
+    who.sort();
+    assert_eq!(who, vec![ALICE_ID, BOB_ID]);
+    let del = c.events("application.lifecycle.delete").await;
+    assert_eq!(del.len(), 1);
+    assert_eq!(
+        (
+            del[0]["displayMessage"].as_str(),
+            del[0]["outcome"]["result"].as_str(),
+            del[0]["target"][0]["id"].as_str(),
+            del[0]["target"][0]["type"].as_str()
+        ),
+        (Some("Delete application"), Some("SUCCESS"), Some(APP_ID), Some("AppInstance"))
+    );
+    // A new app under the same client id does not bring the old grants back.
+    let app = admin.create_app(&NewOidcApp::web("BSR again", CLIENT_ID, CLIENT_SECRET, &[REDIRECT_URI], 15), true).await.unwrap();
+    admin.assign_group(&app.id, GROUP_ID).await.unwrap();
+    assert_refresh_dead(refresh(&c, Server::DEFAULT, &rt2).await);
+    assert_eq!(refresh(&c, Server::DEFAULT, rt(&sign_in(&c, Server::DEFAULT, ALICE).await)).await.0, StatusCode::OK);
+    // The typed client deletes too.
+    admin.deactivate_app(&app.id).await.unwrap();
+    admin.delete_app(&app.id).await.unwrap();
+    assert_eq!(admin.delete_app(&app.id).await.unwrap_err().status(), Some(404));
+}
+
+#[tokio::test]
+async fn created_server_serves_discovery_and_tokens_at_once_and_is_deleted_after_deactivation() {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let admin = AdminClient::for_idp(&idp);
+    let base = idp.base_url().to_string();
+    let body = json!({"name": "Partner API", "description": "For partners", "audiences": ["api://partner"]});
+    let r = api(&c, Method::POST, "/api/v1/authorizationServers", Some(&body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let s = r.json();
+    let id = s["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("aus") && id.len() == 20 && id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    let issuer = format!("{base}/oauth2/{id}");
+    let me = format!("{base}/api/v1/authorizationServers/{id}");
+    let keys = api(&c, Method::GET, &format!("/api/v1/authorizationServers/{id}/credentials/keys"), None).await.json();
+    assert_eq!(keys.as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap()).collect::<Vec<_>>(), vec!["ACTIVE", "NEXT"]);
+    assert_eq!(
+        (
+            s["name"].clone(),
+            s["description"].clone(),
+            s["audiences"].clone(),
+            s["issuer"].as_str(),
+            s["status"].as_str(),
+            s["created"].as_str(),
+            s["credentials"]["signing"].clone()
+        ),
+        (
+            json!("Partner API"),
+            json!("For partners"),
+            json!(["api://partner"]),
+            Some(issuer.as_str()),
+            Some("ACTIVE"),
+            Some(T0_ISO),
+            json!({"rotationMode": "AUTO", "lastRotated": T0_ISO, "nextRotation": "2030-04-01T00:00:00.000Z", "kid": keys[0]["kid"], "use": "sig"})
+        )
+    );
+    assert_eq!(s["_links"]["self"], json!({"href": me, "hints": {"allow": ["GET"]}}));
+    assert_eq!(s["_links"]["deactivate"], json!({"href": format!("{me}/lifecycle/deactivate"), "hints": {"allow": ["POST"]}}));
+    assert_eq!(api(&c, Method::GET, &format!("/api/v1/authorizationServers/{id}"), None).await.json(), s);
+    assert_eq!(admin.list_servers().await.unwrap().len(), 2);
+
+    // Its own keys, discovery at once, tokens with its issuer and audience.
+    let server = Server::Custom(Box::leak(id.clone().into_boxed_str()));
+    let default_keys = api(&c, Method::GET, "/api/v1/authorizationServers/default/credentials/keys", None).await.json();
+    assert!(keys.as_array().unwrap().iter().all(|k| default_keys.as_array().unwrap().iter().all(|d| d["kid"] != k["kid"])));
+    let disc = c.get(&server.discovery_path()).await;
+    assert_eq!(disc.status, StatusCode::OK);
+    let d = disc.json();
+    assert_eq!((d["issuer"].as_str(), d["jwks_uri"].clone()), (Some(issuer.as_str()), json!(format!("{issuer}/v1/keys"))));
+    let t = sign_in(&c, server, ALICE).await;
+    let claims = verify_id_token(&base, server, t.id_token.as_deref().unwrap(), CLIENT_ID).await.unwrap();
+    assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some(issuer.as_str()), Some(ALICE_ID)));
+    let at = verify_jwt(&base, server, &t.access_token, "api://partner").await.unwrap();
+    assert_eq!((at["iss"].as_str(), at["aud"].as_str()), (Some(issuer.as_str()), Some("api://partner")));
+    assert_eq!(decode_header(&t.access_token)["kid"], keys[0]["kid"]);
+    let (st, b) = refresh(&c, server, rt(&t)).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let live_rt = b["refresh_token"].as_str().unwrap().to_string();
+    // Okta's default policy and rule, whose lifetimes can be changed as the default server's.
+    let rule = admin
+        .set_token_lifetimes(
+            &id,
+            RuleLifetimes { access_token_lifetime_minutes: 5, refresh_token_lifetime_minutes: 0, refresh_token_window_minutes: 60 },
+        )
+        .await
+        .unwrap();
+    assert_eq!((rule.name.as_str(), rule.actions.token.access_token_lifetime_minutes), ("Default Policy Rule", 5));
+
+    // An ACTIVE server is not deleted.
+    assert_api_error(
+        &api(&c, Method::DELETE, &format!("/api/v1/authorizationServers/{id}"), None).await,
+        403,
+        "E0000107",
+        "The entity is not in the expected state for the requested transition.",
+        &["The authorization server must be deactivated before deletion."],
+    );
+    // Deactivated: unavailable to clients (an unknown server's 404), its tokens revoked.
+    let r = api(&c, Method::POST, &format!("/api/v1/authorizationServers/{id}/lifecycle/deactivate"), None).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::NO_CONTENT, ""));
+    let inactive = api(&c, Method::GET, &format!("/api/v1/authorizationServers/{id}"), None).await.json();
+    assert_eq!(inactive["status"], "INACTIVE");
+    assert_eq!(inactive["_links"]["self"]["hints"]["allow"], json!(["GET", "DELETE"]));
+    assert_eq!(inactive["_links"]["activate"]["href"], json!(format!("{me}/lifecycle/activate")));
+    let not_found = format!("Not found: Resource not found: {id} (AuthorizationServer)");
+    assert_api_error(&c.get(&server.discovery_path()).await, 404, "E0000007", &not_found, &[]);
+    assert_api_error(&c.get(&server.endpoint("keys")).await, 404, "E0000007", &not_found, &[]);
+    let tok = c.post_form(&server.endpoint("token"), Auth::BSR, &[("grant_type", "refresh_token"), ("refresh_token", &live_rt)]).await;
+    assert_api_error(&tok, 404, "E0000007", &not_found, &[]);
+    let deact = c.events("oauth2.as.deactivated").await;
+    assert_eq!(deact.len(), 1);
+    assert_eq!(
+        (deact[0]["target"][0]["id"].as_str(), deact[0]["target"][0]["type"].as_str()),
+        (Some(id.as_str()), Some("AuthorizationServer"))
+    );
+    assert_eq!(deact[0]["debugContext"]["debugData"]["revokedRefreshFamilies"].as_array().map(Vec::len), Some(1));
+    // Activated again: it answers, but its old tokens stay dead.
+    admin.activate_server(&id).await.unwrap();
+    assert_eq!(c.get(&server.discovery_path()).await.status, StatusCode::OK);
+    assert_refresh_dead(refresh(&c, server, &live_rt).await);
+    assert_eq!(c.userinfo(server, &t.access_token).await.status, StatusCode::UNAUTHORIZED);
+
+    admin.deactivate_server(&id).await.unwrap();
+    let gone = api(&c, Method::DELETE, &format!("/api/v1/authorizationServers/{id}"), None).await;
+    assert_eq!((gone.status, gone.body.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_api_error(&api(&c, Method::GET, &format!("/api/v1/authorizationServers/{id}"), None).await, 404, "E0000007", &not_found, &[]);
+    assert_eq!(admin.delete_server(&id).await.unwrap_err().status(), Some(404));
+    assert_eq!(admin.list_servers().await.unwrap().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["default"]);
+    let types: Vec<String> = c
+        .logs("")
+        .await
+        .iter()
+        .filter_map(|e| e["eventType"].as_str().filter(|t| t.starts_with("oauth2.as.")).map(str::to_string))
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "oauth2.as.created",
+            "oauth2.as.activated",
+            "oauth2.as.deactivated",
+            "oauth2.as.activated",
+            "oauth2.as.deactivated",
+            "oauth2.as.deleted"
+        ]
+    );
+    // The default server works on.
+    assert_eq!(refresh(&c, Server::DEFAULT, rt(&sign_in(&c, Server::DEFAULT, BOB).await)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn server_create_and_lifecycle_errors_are_okta_shaped() {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let admin = AdminClient::for_idp(&idp);
+    let create = |body: Value| {
+        let c = c.clone();
+        async move { api(&c, Method::POST, "/api/v1/authorizationServers", Some(&body)).await }
+    };
+    for (body, field, cause) in [
+        (json!({"audiences": ["api://x"]}), "name", "name: The field cannot be left blank"),
+        (
+            json!({"name": "default", "audiences": ["api://x"]}),
+            "name",
+            "name: An object with this field already exists in the current organization",
+        ),
+        (json!({"name": "X"}), "audiences", "audiences: The field cannot be left blank"),
+        (json!({"name": "X", "audiences": ["api://a", "api://b"]}), "audiences", "audiences: Okta supports only one audience"),
+        (json!({"name": "X", "audiences": "api://a"}), "audiences", "audiences: must be an array of strings, got \"api://a\""),
+        (json!({"name": 7, "audiences": ["api://a"]}), "name", "name: must be a string, got 7"),
+        (json!({"name": "X", "audiences": ["api://a"], "status": "ON"}), "status", "status: must be ACTIVE or INACTIVE, got ON"),
+    ] {
+        assert_api_error(&create(body.clone()).await, 400, "E0000001", &format!("Api validation failed: {field}"), &[cause]);
+    }
+    assert_api_error(
+        &api(&c, Method::POST, "/api/v1/authorizationServers", None).await,
+        400,
+        "E0000001",
+        "Api validation failed: name",
+        &["name: The field cannot be left blank"],
+    );
+    assert_eq!(admin.list_servers().await.unwrap().len(), 1);
+    assert!(c.events("oauth2.as.created").await.is_empty());
+
+    // `default` is never deleted, active or not; the org server has no resource in this API.
+    assert_api_error(
+        &api(&c, Method::DELETE, "/api/v1/authorizationServers/default", None).await,
+        403,
+        "E0000006",
+        "You do not have permission to perform the requested action",
+        &["The default authorization server cannot be deleted."],
+    );
+    admin.deactivate_server("default").await.unwrap();
+    assert_eq!(admin.delete_server("default").await.unwrap_err().code(), Some("E0000006"));
+    assert_eq!(c.get(&Server::DEFAULT.discovery_path()).await.status, StatusCode::NOT_FOUND);
+    // The org server is not a custom server: it answers on, whatever happens to `default`.
+    assert_eq!(c.get(&Server::Org.discovery_path()).await.status, StatusCode::OK);
+    admin.activate_server("default").await.unwrap();
+    assert_api_error(
+        &api(&c, Method::DELETE, "/api/v1/authorizationServers/org", None).await,
+        404,
+        "E0000007",
+        "Not found: Resource not found: org (AuthorizationServer)",
+        &[],
+    );
+    assert_api_error(
+        &api(&c, Method::POST, "/api/v1/authorizationServers/nope/lifecycle/deactivate", None).await,
+        404,
+        "E0000007",
+        "Not found: Resource not found: nope (AuthorizationServer)",
+        &[],
+    );
+    assert_api_error(
+        &api(&c, Method::POST, "/api/v1/authorizationServers/default/lifecycle/suspend", None).await,
+        400,
+        "E0000001",
+        "Api validation failed: lifecycle",
+        &["lifecycle: the operation suspend is not supported (activate, deactivate are)"],
+    );
+    // Lifecycle operations are idempotent and accept `{}`; an INACTIVE server can be created directly.
+    let r = api(&c, Method::POST, "/api/v1/authorizationServers/default/lifecycle/activate", Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let s = create(json!({"name": "Later", "audiences": ["api://later"], "status": "INACTIVE"})).await;
+    assert_eq!((s.status, s.json()["status"].as_str()), (StatusCode::CREATED, Some("INACTIVE")));
+    let id = s.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(c.get(&format!("/oauth2/{id}/.well-known/openid-configuration")).await.status, StatusCode::NOT_FOUND);
+    let typed =
+        admin.create_server(&mock_idp::client::NewAuthorizationServer::new("Typed", "api://typed", "made by AdminClient")).await.unwrap();
+    assert_eq!((typed.status.as_str(), typed.issuer), ("ACTIVE", idp.issuer(&typed.id)));
+    // A reset brings back the configured servers only.
+    admin.reset().await.unwrap();
+    assert_eq!(admin.list_servers().await.unwrap().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["default"]);
+}

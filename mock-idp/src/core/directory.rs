@@ -21,13 +21,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ids::{self, Secret};
-use super::keyset::KeyStatus;
+use super::keyset::{KeySet, KeyStatus};
 use super::model::*;
 use super::refresh::{Family, FamilyId, RevokeReason};
 use super::syslog::{Actor, Event, Outcome, Target};
 use super::tenant::Tenant;
 use crate::clock::Millis;
-use crate::config::{PolicyConfig, RuleActions, RuleConfig, check_lifetimes};
+use crate::config::{AuthServerConfig, PolicyConfig, RuleActions, RuleConfig, check_lifetimes};
 use crate::keys::KeyMaterial;
 
 /// Why a directory operation was refused; `http::mgmt` renders Okta's error body for each.
@@ -41,6 +41,14 @@ pub enum DirError {
     AlreadyActive,
     /// 403 E0000038 `This operation is not allowed in the user's current status.`
     WrongStatus,
+    /// 403 E0000056 `Delete application forbidden.`: only an INACTIVE app can be deleted.
+    AppActive,
+    /// 403 E0000107 `The entity is not in the expected state for the requested transition.`: only an INACTIVE
+    /// authorization server can be deleted (a mock choice; Okta documents no error).
+    ServerActive,
+    /// 403 E0000006 `You do not have permission to perform the requested action`: the `default` server is not
+    /// deleted (a mock choice).
+    DefaultServer,
 }
 
 impl DirError {
@@ -82,6 +90,16 @@ pub struct AppSpec {
     pub grant_types: Vec<String>,
     pub response_types: Vec<String>,
     pub refresh_token: Option<RefreshTokenSettings>,
+}
+
+/// A custom authorization server to create (`POST /api/v1/authorizationServers`).
+#[derive(Debug, Clone)]
+pub struct NewServer {
+    pub name: String,
+    pub description: String,
+    /// Okta supports exactly one audience (the `aud` of access tokens).
+    pub audiences: Vec<String>,
+    pub active: bool,
 }
 
 /// An authorization-server policy as the management API shows it.
@@ -878,6 +896,35 @@ impl Tenant {
         Ok(fams)
     }
 
+    /// `DELETE /api/v1/apps/{id}`: only an INACTIVE app (E0000056 otherwise, as Okta answers). The app goes
+    /// with its assignments (`application.user_membership.remove` for each user who had it), its codes and
+    /// every token still alive (deactivation revoked them already), then `application.lifecycle.delete`.
+    pub fn delete_app(&mut self, app_id: &str, now: Millis) -> Result<Vec<FamilyId>, DirError> {
+        let app = self.app_required(app_id)?.clone();
+        if app.status == AppStatus::Active {
+            return Err(DirError::AppActive);
+        }
+        let users: BTreeSet<String> = self.users.keys().filter(|u| self.is_assigned(&app, u)).cloned().collect();
+        let before = self.assignment_pairs(&users);
+        if let Some(a) = self.apps.get_mut(app_id) {
+            a.assigned_users.clear();
+            a.assigned_groups.clear();
+        }
+        let mut fams = self.reconcile(before, &users, now);
+        self.codes.retain(|_, c| c.client_id != app.client_id);
+        self.pending.retain(|_, (r, _)| r.client_id != app.client_id);
+        fams.extend(self.revoke_client_tokens(&app.client_id, RevokeReason::AppDeleted, now));
+        self.apps.remove(app_id);
+        let mut e = Event::new("application.lifecycle.delete", "Delete application", Outcome::Success, now)
+            .actor(admin())
+            .target(Tenant::app_target(&app));
+        if !fams.is_empty() {
+            e = e.debug("revokedRefreshFamilies", fams.iter().map(|f| f.to_string()).collect::<Vec<_>>());
+        }
+        self.push_event(e);
+        Ok(fams)
+    }
+
     /// `POST /api/v1/apps/{id}/users`: a direct assignment (idempotent).
     pub fn assign_user(&mut self, app_id: &str, id_or_login: &str, now: Millis) -> Result<String, DirError> {
         self.app_required(app_id)?;
@@ -948,6 +995,146 @@ impl Tenant {
     }
 
     // ----- authorization servers -----
+
+    fn server_required(&self, server_id: &str) -> Result<&AuthServer, DirError> {
+        self.servers.get(server_id).ok_or_else(|| DirError::not_found(server_id, "AuthorizationServer"))
+    }
+
+    fn log_server(&mut self, event_type: &str, message: &str, server_id: &str, fams: &[FamilyId], now: Millis) {
+        let name = self.servers.get(server_id).map(|s| s.name.clone()).unwrap_or_else(|| server_id.to_string());
+        let mut e = Event::new(event_type, message, Outcome::Success, now).actor(admin()).target(Target::new(
+            "AuthorizationServer",
+            server_id,
+            &name,
+            &name,
+        ));
+        if !fams.is_empty() {
+            e = e.debug("revokedRefreshFamilies", fams.iter().map(|f| f.to_string()).collect::<Vec<_>>());
+        }
+        self.push_event(e);
+    }
+
+    /// `POST /api/v1/authorizationServers`: a custom server (`aus…` id, issuer `{base}/oauth2/{id}`) with its
+    /// own signing keys (`active` signs, `next` is published beside it) and Okta's "Default Policy" with a
+    /// "Default Policy Rule" of Okta's default lifetimes, so it issues tokens at once (Okta creates a server
+    /// without policies; the mock evaluates none). Names are unique; exactly one audience. Returns the id.
+    pub fn create_server(
+        &mut self,
+        n: NewServer,
+        active: Arc<KeyMaterial>,
+        next: Arc<KeyMaterial>,
+        now: Millis,
+    ) -> Result<String, DirError> {
+        self.check_new_server(&n)?;
+        let id = loop {
+            let id = ids::okta_id("aus");
+            if !self.servers.contains_key(&id) {
+                break id;
+            }
+        };
+        let lifetimes = TokenLifetimes::default();
+        self.servers.insert(
+            id.clone(),
+            AuthServer {
+                id: id.clone(),
+                name: n.name.clone(),
+                description: n.description.clone(),
+                audiences: n.audiences.clone(),
+                scopes: Vec::new(),
+                lifetimes,
+                status: if n.active { ServerStatus::Active } else { ServerStatus::Inactive },
+                created: now,
+                last_updated: now,
+            },
+        );
+        self.keys.insert(ServerId::Custom(id.clone()), KeySet::new(active, Some(next), now));
+        // The tenant's copy of its configuration holds the policies (`server_policies`, `update_rule`) and what
+        // a state file restores the server from.
+        self.config.authorization_servers.push(AuthServerConfig {
+            id: id.clone(),
+            name: Some(n.name),
+            description: Some(n.description),
+            audiences: Some(n.audiences),
+            scopes: Vec::new(),
+            policies: vec![default_policy(lifetimes)],
+            keys: Vec::new(),
+        });
+        self.log_server("oauth2.as.created", "Create authorization server", &id, &[], now);
+        if n.active {
+            self.log_server("oauth2.as.activated", "Activate authorization server", &id, &[], now);
+        }
+        Ok(id)
+    }
+
+    /// Whether a server could be created: a name not blank and not taken, exactly one audience.
+    pub fn check_new_server(&self, n: &NewServer) -> Result<(), DirError> {
+        if n.name.trim().is_empty() {
+            return Err(DirError::validation("name", "name: The field cannot be left blank"));
+        }
+        if self.servers.values().any(|s| s.name == n.name) {
+            return Err(DirError::validation("name", already_exists("name")));
+        }
+        match n.audiences.as_slice() {
+            [a] if !a.trim().is_empty() => Ok(()),
+            [] | [_] => Err(DirError::validation("audiences", "audiences: The field cannot be left blank")),
+            _ => Err(DirError::validation("audiences", "audiences: Okta supports only one audience")),
+        }
+    }
+
+    /// `lifecycle/activate` and `lifecycle/deactivate` of a custom server (idempotent). A deactivated server is
+    /// unavailable to clients: its protocol endpoints answer as an unknown server's, and its refresh families,
+    /// access tokens, codes and parked authorizations are revoked (okta-behaviour.md §6.2: tokens of a changed
+    /// or deleted server). Activation brings none back.
+    pub fn set_server_active(&mut self, server_id: &str, active: bool, now: Millis) -> Result<Vec<FamilyId>, DirError> {
+        let status = if active { ServerStatus::Active } else { ServerStatus::Inactive };
+        if self.server_required(server_id)?.status == status {
+            return Ok(Vec::new());
+        }
+        if let Some(s) = self.servers.get_mut(server_id) {
+            s.status = status;
+            s.last_updated = now;
+        }
+        let fams = if active { Vec::new() } else { self.cut_off_server(server_id, now) };
+        let (ty, msg) = if active {
+            ("oauth2.as.activated", "Activate authorization server")
+        } else {
+            ("oauth2.as.deactivated", "Deactivate authorization server")
+        };
+        self.log_server(ty, msg, server_id, &fams, now);
+        Ok(fams)
+    }
+
+    /// Revokes everything issued by a custom server and drops its codes and parked authorizations.
+    fn cut_off_server(&mut self, server_id: &str, now: Millis) -> Vec<FamilyId> {
+        let server = ServerId::Custom(server_id.to_string());
+        let fams = self.refresh.revoke_matching(|m| m.server_id == server_id, RevokeReason::ServerDeactivated, now);
+        for r in self.tokens.values_mut() {
+            if r.server == server {
+                r.revoked = true;
+            }
+        }
+        self.codes.retain(|_, c| c.server != server);
+        self.pending.retain(|_, (r, _)| r.server != server);
+        fams
+    }
+
+    /// `DELETE /api/v1/authorizationServers/{id}`: only an INACTIVE server (E0000107 otherwise), never
+    /// `default` (E0000006). Its keys, policies and tokens go; `oauth2.as.deleted`.
+    pub fn delete_server(&mut self, server_id: &str, now: Millis) -> Result<(), DirError> {
+        let s = self.server_required(server_id)?;
+        if s.id == "default" {
+            return Err(DirError::DefaultServer);
+        }
+        if s.status == ServerStatus::Active {
+            return Err(DirError::ServerActive);
+        }
+        let fams = self.cut_off_server(server_id, now);
+        self.log_server("oauth2.as.deleted", "Delete authorization server", server_id, &fams, now);
+        self.servers.remove(server_id);
+        self.keys.remove(&ServerId::Custom(server_id.to_string()));
+        self.config.authorization_servers.retain(|c| c.id != server_id);
+        Ok(())
+    }
 
     /// The policies and rules of a custom server. A server configured without policies shows Okta's
     /// "Default Policy" with a "Default Policy Rule" carrying the server's lifetimes. Only the first rule

@@ -111,6 +111,8 @@ pub const USERINFO_INVALID: &str = "The access token is invalid";
 pub const USERINFO_SCOPE: &str = "The access token must provide access to at least one of these scopes - profile, email, address or phone";
 pub const LOGOUT_URI: &str = "The 'post_logout_redirect_uri' parameter must be a Logout redirect URI in the client app settings.";
 pub const LOGOUT_MISMATCH: &str = "The ID token subject does not match the current session's user.";
+/// Okta's 429 summary (E0000047), also the OAuth catalog's `invalid_grant` text for the per-user limit.
+pub const RATE_LIMITED: &str = "API call exceeded rate limit due to too many requests.";
 
 pub fn missing_param(name: &str) -> String {
     format!("The required parameter '{name}' is missing.")

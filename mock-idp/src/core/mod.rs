@@ -9,6 +9,7 @@ pub mod ids;
 pub mod keyset;
 pub mod model;
 pub mod params;
+pub mod ratelimit;
 pub mod refresh;
 pub mod reqlog;
 pub mod stored;

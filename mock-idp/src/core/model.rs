@@ -324,8 +324,20 @@ pub struct AuthServer {
     /// Custom scopes beyond the OIDC ones.
     pub scopes: Vec<String>,
     pub lifetimes: TokenLifetimes,
+    /// INACTIVE servers answer their protocol endpoints as unknown ones (state files without it: ACTIVE).
+    #[serde(default)]
+    pub status: ServerStatus,
     pub created: Millis,
     pub last_updated: Millis,
+}
+
+/// `ACTIVE` or `INACTIVE` (`POST /api/v1/authorizationServers/{id}/lifecycle/activate|deactivate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServerStatus {
+    #[default]
+    Active,
+    Inactive,
 }
 
 /// The OIDC scopes every server knows.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{self, Secret};
 use super::keyset::KeySet;
 use super::model::*;
+use super::ratelimit::RateLimiter;
 use super::refresh::{FamilyId, RefreshStore, RevokeReason};
 use super::syslog::{Actor, Event, Outcome, SystemLog, Target};
 use crate::clock::Millis;
@@ -151,6 +152,9 @@ pub struct Tenant {
     pub next_key_slot: usize,
     /// Okta's Trusted Origins (CORS for browser apps).
     pub trusted_origins: Vec<TrustedOrigin>,
+    /// The rate limits of `config.rate_limits` and the counts of the current windows (not kept in a state
+    /// file: counts start afresh after a restart).
+    pub rate_limiter: RateLimiter,
 }
 
 /// Where a tenant gets RSA keys: the per-process pool in tests, fresh keys in the binary.
@@ -206,6 +210,7 @@ impl Tenant {
                     audiences: s.audiences.clone().unwrap_or_else(|| vec![format!("api://{}", s.id)]),
                     scopes: s.scopes.clone(),
                     lifetimes,
+                    status: ServerStatus::Active,
                     created: now,
                     last_updated: now,
                 },
@@ -311,6 +316,7 @@ impl Tenant {
             session_lifetime_ms: config.session.lifetime_minutes as i64 * 60_000,
             jwks_max_age_s: config.keys.max_age_seconds,
             trusted_origins: config.trusted_origins.clone(),
+            rate_limiter: RateLimiter::new(config.rate_limits),
             config,
             users,
             groups,
@@ -336,11 +342,12 @@ impl Tenant {
 
     // ----- directory -----
 
-    /// Resolves a server id from a URL path segment; `None` for the org server.
+    /// Resolves a server id from a URL path segment of a protocol endpoint; `None` for the org server. A
+    /// deactivated server is unavailable to clients, so it resolves like an unknown one (Okta's 404).
     pub fn server(&self, id: Option<&str>) -> Option<ServerId> {
         match id {
             None => Some(ServerId::Org),
-            Some(id) if self.servers.contains_key(id) => Some(ServerId::Custom(id.to_string())),
+            Some(id) if self.servers.get(id).is_some_and(|s| s.status == ServerStatus::Active) => Some(ServerId::Custom(id.to_string())),
             Some(_) => None,
         }
     }

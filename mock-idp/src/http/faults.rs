@@ -34,7 +34,7 @@ use super::errors::{ApiError, OAuthJson};
 use super::mock::optional_json;
 use super::{Shared, html};
 use crate::clock::Millis;
-use crate::core::errors::{CLIENT_AUTH_FAILED, ErrorCode, OAuthError, USERINFO_INVALID, USERINFO_SCOPE};
+use crate::core::errors::{CLIENT_AUTH_FAILED, ErrorCode, OAuthError, RATE_LIMITED, USERINFO_INVALID, USERINFO_SCOPE};
 use crate::core::faults::{Action, Endpoint, FaultSet, Respond, Rule, RuleSpec};
 use crate::core::flows::RefreshTrace;
 use crate::core::reqlog::{RequestEntry, RequestLog};
@@ -221,7 +221,30 @@ pub async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Respo
     });
     let time = s.clock.now_ms();
     let seq = s.controls.requests.lock().arrive();
-    let applied = s.controls.faults.lock().take(endpoint, grant_type.as_deref(), client_id.as_deref());
+    // Okta's rate limits come before everything else the IdP does: a refused request reaches no handler and
+    // uses no fault rule.
+    let rate = s.tenant.lock().rate_check(endpoint, &path, client_id.as_deref(), time);
+    let applied = if rate.allowed { s.controls.faults.lock().take(endpoint, grant_type.as_deref(), client_id.as_deref()) } else { None };
+    let record = |status: u16, trace: RefreshTrace, fault: Option<&'static str>| {
+        s.controls.requests.lock().record(RequestEntry {
+            seq,
+            time,
+            method,
+            path,
+            endpoint,
+            grant_type,
+            client_id,
+            status,
+            refresh_family: trace.family,
+            refresh_generation: trace.generation,
+            fault,
+        });
+    };
+    if !rate.allowed {
+        let res = super::ratelimit::refused(endpoint, &rate);
+        record(res.status().as_u16(), RefreshTrace::default(), None);
+        return res;
+    }
     let req = Request::from_parts(parts, Body::from(bytes));
     let fault = applied.as_ref().map(|a| a.action.name());
     let mut drop_it = false;
@@ -247,19 +270,8 @@ pub async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Respo
     };
     let trace = res.extensions_mut().remove::<RefreshTrace>().unwrap_or_default();
     let fault = fault.or_else(|| res.extensions_mut().remove::<Tampered>().map(|t| t.0));
-    s.controls.requests.lock().record(RequestEntry {
-        seq,
-        time,
-        method,
-        path,
-        endpoint,
-        grant_type,
-        client_id,
-        status: res.status().as_u16(),
-        refresh_family: trace.family,
-        refresh_generation: trace.generation,
-        fault,
-    });
+    super::ratelimit::set_headers(&mut res, &rate);
+    record(res.status().as_u16(), trace, fault);
     if drop_it {
         return Response::new(Body::new(Dropped));
     }
@@ -268,7 +280,7 @@ pub async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Respo
 
 fn oauth_fault(status: u16) -> OAuthError {
     let (code, text) = match status {
-        429 => (ErrorCode::InvalidGrant, "API call exceeded rate limit due to too many requests."),
+        429 => (ErrorCode::InvalidGrant, RATE_LIMITED),
         401 => (ErrorCode::InvalidClient, CLIENT_AUTH_FAILED),
         503 => (
             ErrorCode::TemporarilyUnavailable,
@@ -290,7 +302,7 @@ fn api_fault(status: u16) -> ApiError {
         403 => ("E0000006", "You do not have permission to perform the requested action"),
         404 => ("E0000007", "Not found: Resource not found"),
         405 => ("E0000022", "The endpoint does not support the provided HTTP method"),
-        429 => ("E0000047", "API call exceeded rate limit due to too many requests."),
+        429 => ("E0000047", RATE_LIMITED),
         503 => ("E0000010", "Service is in read only mode"),
         s if s >= 500 => ("E0000009", "Internal Server Error"),
         _ => ("E0000001", "Api validation failed"),

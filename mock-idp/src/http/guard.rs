@@ -131,8 +131,9 @@ pub async fn controls(State(s): State<Shared>, req: Request, next: Next) -> Resp
             trim_heap();
         }
     }
+    // A rate-limited request of any method may have written `system.org.rate_limit.violation`.
     if let Some(p) = s.guard.persister.get()
-        && may_change(&method, &path)
+        && (may_change(&method, &path) || res.status() == StatusCode::TOO_MANY_REQUESTS)
         && let Err(e) = p.commit().await
     {
         tracing::error!(error = %e, "the state file could not be written; the answer is withheld");

@@ -12,6 +12,7 @@ pub mod logout;
 pub mod logs;
 pub mod mgmt;
 pub mod mock;
+pub mod ratelimit;
 pub mod token;
 pub mod userinfo;
 
@@ -93,13 +94,7 @@ async fn okta_headers(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&ids::request_id()) {
         h.insert("x-okta-request-id", v);
     }
-    if path.starts_with("/api/") && !h.contains_key("x-rate-limit-limit") {
-        // Okta sends rate-limit headers on API responses; the mock enforces no limit by default. A 429
-        // from a fault rule brings its own.
-        h.insert("x-rate-limit-limit", HeaderValue::from_static("600"));
-        h.insert("x-rate-limit-remaining", HeaderValue::from_static("599"));
-        h.insert("x-rate-limit-reset", HeaderValue::from_static("0"));
-    }
+    // `X-Rate-Limit-*` are set where requests are counted (`faults::observe`, `ratelimit`).
     // Method and path only: query strings carry codes and tokens, which never go into logs.
     tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
     res
@@ -138,7 +133,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_mock/health", get(mock::health));
     r = server_routes(r, "/oauth2");
     r = server_routes(r, "/oauth2/{server}");
-    r = faults::routes(r).merge(mgmt::routes(state.clone()));
+    r = ratelimit::routes(faults::routes(r)).merge(mgmt::routes(state.clone()));
     r.fallback(not_found)
         .method_not_allowed_fallback(fallback_405)
         .layer(middleware::from_fn_with_state(state.clone(), faults::observe))

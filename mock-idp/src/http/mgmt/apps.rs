@@ -145,7 +145,9 @@ pub fn app_json(base: &str, a: &App, secret_in_clear: Option<&str>) -> Value {
     links.insert("appLinks".into(), json!([{"name": "oidc_client_link", "href": format!("{base}/home/oidc_client/{}/aln5z7uhkbM6y7bMy0g7", a.id), "type": "text/html"}]));
     links.insert("groups".into(), href(format!("{me}/groups")));
     links.insert("users".into(), href(format!("{me}/users")));
-    links.insert("self".into(), href_allow(me.clone(), &["GET", "PUT"]));
+    // Okta offers DELETE on inactive apps only.
+    let methods: &[&str] = if a.status == AppStatus::Inactive { &["GET", "PUT", "DELETE"] } else { &["GET", "PUT"] };
+    links.insert("self".into(), href_allow(me.clone(), methods));
     links.insert(toggle.0.into(), href_allow(toggle.1, &["POST"]));
     json!({
         "id": a.id,
@@ -242,6 +244,13 @@ pub async fn lifecycle(State(s): State<Shared>, Path((id, op)): Path<(String, St
         }
     };
     Ok(empty_object())
+}
+
+/// `DELETE /api/v1/apps/{id}`; 204. Only an INACTIVE app: an ACTIVE one is Okta's 403 E0000056.
+pub async fn delete(State(s): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let now = s.clock.now_ms();
+    s.tenant.lock().delete_app(&id, now)?;
+    Ok(no_content())
 }
 
 /// Okta's AppUser object; `scope` is USER for a direct assignment, GROUP for one through a group.

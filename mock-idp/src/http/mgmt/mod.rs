@@ -40,6 +40,24 @@ impl From<DirError> for ApiError {
                 summary: "This operation is not allowed in the user's current status.".into(),
                 causes: vec![],
             },
+            DirError::AppActive => ApiError {
+                status: 403,
+                code: "E0000056",
+                summary: "Delete application forbidden.".into(),
+                causes: vec!["The application must be deactivated before deletion.".into()],
+            },
+            DirError::ServerActive => ApiError {
+                status: 403,
+                code: "E0000107",
+                summary: "The entity is not in the expected state for the requested transition.".into(),
+                causes: vec!["The authorization server must be deactivated before deletion.".into()],
+            },
+            DirError::DefaultServer => ApiError {
+                status: 403,
+                code: "E0000006",
+                summary: "You do not have permission to perform the requested action".into(),
+                causes: vec!["The default authorization server cannot be deleted.".into()],
+            },
         }
     }
 }
@@ -159,14 +177,15 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/api/v1/groups/{gid}/users", get(groups::members))
         .route("/api/v1/groups/{gid}/users/{uid}", put(groups::add_member).delete(groups::remove_member))
         .route("/api/v1/apps", get(apps::list).post(apps::create))
-        .route("/api/v1/apps/{id}", get(apps::get).put(apps::update))
+        .route("/api/v1/apps/{id}", get(apps::get).put(apps::update).delete(apps::delete))
         .route("/api/v1/apps/{id}/lifecycle/{op}", post(apps::lifecycle))
         .route("/api/v1/apps/{id}/users", get(apps::users).post(apps::assign_user))
         .route("/api/v1/apps/{id}/users/{uid}", get(apps::user).delete(apps::unassign_user))
         .route("/api/v1/apps/{id}/groups", get(apps::groups))
         .route("/api/v1/apps/{id}/groups/{gid}", get(apps::group).put(apps::assign_group).delete(apps::unassign_group))
-        .route("/api/v1/authorizationServers", get(servers::list))
-        .route("/api/v1/authorizationServers/{sid}", get(servers::get))
+        .route("/api/v1/authorizationServers", get(servers::list).post(servers::create))
+        .route("/api/v1/authorizationServers/{sid}", get(servers::get).delete(servers::delete))
+        .route("/api/v1/authorizationServers/{sid}/lifecycle/{op}", post(servers::lifecycle))
         .route("/api/v1/authorizationServers/{sid}/policies", get(servers::policies))
         .route("/api/v1/authorizationServers/{sid}/policies/{pid}", get(servers::policy))
         .route("/api/v1/authorizationServers/{sid}/policies/{pid}/rules", get(servers::rules))

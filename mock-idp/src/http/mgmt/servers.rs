@@ -1,6 +1,6 @@
-//! `/api/v1/authorizationServers`: list, get, policies and rules (token lifetimes read and update),
-//! signing keys with their status, `credentials/lifecycle/keyRotate`; and the mock-only
-//! `POST /_mock/keys/rotate` for the org server, which Okta gives no API for.
+//! `/api/v1/authorizationServers`: create, list, get, lifecycle (activate, deactivate), delete, policies and
+//! rules (token lifetimes read and update), signing keys with their status, `credentials/lifecycle/keyRotate`;
+//! and the mock-only `POST /_mock/keys/rotate` for the org server, which Okta gives no API for.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{href_allow, object_body};
+use super::{href_allow, no_content, object_body};
 use crate::clock::rfc3339_secs;
-use crate::core::directory::{PolicyView, RuleView};
+use crate::core::directory::{NewServer, PolicyView, RuleView};
 use crate::core::keyset::{KeySet, KeyStatus};
-use crate::core::model::{AuthServer, ServerId, TokenLifetimes};
+use crate::core::model::{AuthServer, ServerId, ServerStatus, TokenLifetimes};
 use crate::core::tenant::Tenant;
 use crate::http::Shared;
 use crate::http::errors::ApiError;
@@ -31,14 +31,20 @@ fn server_json(t: &Tenant, s: &AuthServer) -> Value {
     let ks = &t.keys[&ServerId::Custom(s.id.clone())];
     let active = ks.entries().iter().find(|e| e.status == KeyStatus::Active);
     let last_rotated = active.map(|e| e.last_rotated.unwrap_or(e.created)).unwrap_or(s.created);
-    json!({
+    let (status, toggle) = match s.status {
+        ServerStatus::Active => ("ACTIVE", "deactivate"),
+        ServerStatus::Inactive => ("INACTIVE", "activate"),
+    };
+    // Okta offers DELETE on the servers it would delete: inactive ones, and never `default` here.
+    let self_methods: &[&str] = if s.status == ServerStatus::Inactive && s.id != "default" { &["GET", "DELETE"] } else { &["GET"] };
+    let mut v = json!({
         "id": s.id,
         "name": s.name,
         "description": s.description,
         "audiences": s.audiences,
         "issuer": t.issuer(&ServerId::Custom(s.id.clone())),
         "issuerMode": "ORG_URL",
-        "status": "ACTIVE",
+        "status": status,
         "created": rfc3339_secs(s.created),
         "lastUpdated": rfc3339_secs(s.last_updated),
         "credentials": {"signing": {
@@ -52,14 +58,16 @@ fn server_json(t: &Tenant, s: &AuthServer) -> Value {
             "scopes": href_allow(format!("{me}/scopes"), &["GET"]),
             "claims": href_allow(format!("{me}/claims"), &["GET"]),
             "policies": href_allow(format!("{me}/policies"), &["GET"]),
-            "self": href_allow(me.clone(), &["GET"]),
+            "self": href_allow(me.clone(), self_methods),
             "metadata": [
                 {"name": "oauth-authorization-server", "href": format!("{base}/oauth2/{}/.well-known/oauth-authorization-server", s.id), "hints": {"allow": ["GET"]}},
                 {"name": "openid-configuration", "href": format!("{base}/oauth2/{}/.well-known/openid-configuration", s.id), "hints": {"allow": ["GET"]}}
             ],
             "rotateKey": href_allow(format!("{me}/credentials/lifecycle/keyRotate"), &["POST"]),
         }
-    })
+    });
+    v["_links"][toggle] = href_allow(format!("{me}/lifecycle/{toggle}"), &["POST"]);
+    v
 }
 
 fn policy_json(base: &str, sid: &str, p: &PolicyView, s: &AuthServer) -> Value {
@@ -138,6 +146,69 @@ pub async fn get(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Res
     let t = s.tenant.lock();
     let x = t.servers.get(&sid).ok_or_else(|| server_not_found(&sid))?;
     Ok(axum::Json(server_json(&t, x)).into_response())
+}
+
+fn invalid(field: &str, cause: String) -> ApiError {
+    ApiError { status: 400, code: "E0000001", summary: format!("Api validation failed: {field}"), causes: vec![cause] }
+}
+
+/// An optional string attribute of a body.
+fn string_attr(b: &serde_json::Map<String, Value>, k: &str) -> Result<Option<String>, ApiError> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) => Ok(Some(v.clone())),
+        Some(v) => Err(invalid(k, format!("{k}: must be a string, got {v}"))),
+    }
+}
+
+/// `POST /api/v1/authorizationServers` with `{"name", "description", "audiences": [one], "status"?}`: 201 and
+/// the new server, whose discovery, keys and token endpoints work at once.
+pub async fn create(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    let b = object_body(&body)?;
+    let name = string_attr(&b, "name")?.unwrap_or_default();
+    let description = string_attr(&b, "description")?.unwrap_or_default();
+    let audiences = match b.get("audiences") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value::<Vec<String>>(v.clone())
+            .map_err(|_| invalid("audiences", format!("audiences: must be an array of strings, got {v}")))?,
+    };
+    let active = match string_attr(&b, "status")?.as_deref() {
+        None | Some("ACTIVE") => true,
+        Some("INACTIVE") => false,
+        Some(other) => return Err(invalid("status", format!("status: must be ACTIVE or INACTIVE, got {other}"))),
+    };
+    let n = NewServer { name, description, audiences, active };
+    // Checked before keys are drawn: generating an RSA key takes a while in the binary.
+    s.tenant.lock().check_new_server(&n)?;
+    let (active_key, next_key) = draw_keys(&s).await?;
+    let now = s.clock.now_ms();
+    let mut t = s.tenant.lock();
+    let id = t.create_server(n, active_key, next_key, now)?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(server_json(&t, &t.servers[&id]))).into_response())
+}
+
+/// `POST …/{id}/lifecycle/{activate|deactivate}`: 204. Deactivation makes the server unavailable to clients
+/// and revokes its tokens.
+pub async fn lifecycle(State(s): State<Shared>, Path((sid, op)): Path<(String, String)>, body: Bytes) -> Result<Response, ApiError> {
+    object_body(&body)?;
+    let now = s.clock.now_ms();
+    let mut t = s.tenant.lock();
+    match op.as_str() {
+        "activate" => t.set_server_active(&sid, true, now)?,
+        "deactivate" => t.set_server_active(&sid, false, now)?,
+        other => {
+            t.servers.get(&sid).ok_or_else(|| server_not_found(&sid))?;
+            return Err(invalid("lifecycle", format!("lifecycle: the operation {other} is not supported (activate, deactivate are)")));
+        }
+    };
+    Ok(no_content())
+}
+
+/// `DELETE /api/v1/authorizationServers/{id}`: 204 for an INACTIVE server other than `default`.
+pub async fn delete(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Response, ApiError> {
+    let now = s.clock.now_ms();
+    s.tenant.lock().delete_server(&sid, now)?;
+    Ok(no_content())
 }
 
 pub async fn policies(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Response, ApiError> {
@@ -243,21 +314,34 @@ pub async fn key(State(s): State<Shared>, Path((sid, kid)): Path<(String, String
     Ok(axum::Json(k).into_response())
 }
 
-/// Draws the next key from the IdP's key source (the process pool in tests, fresh keys in the binary)
-/// outside the tenant lock, because generating an RSA key takes a while, and rotates.
-async fn rotate(s: &Shared, server: ServerId, at_once: bool) -> Result<Vec<Value>, ApiError> {
-    let slot = {
+fn internal_error() -> ApiError {
+    ApiError { status: 500, code: "E0000009", summary: "Internal Server Error".into(), causes: vec![] }
+}
+
+/// Draws `n` keys from the IdP's key source (the process pool in tests, fresh keys in the binary) outside the
+/// tenant lock, because generating an RSA key takes a while.
+async fn draw(s: &Shared, n: usize) -> Result<Vec<std::sync::Arc<crate::keys::KeyMaterial>>, ApiError> {
+    let first = {
         let mut t = s.tenant.lock();
-        t.next_key_slot += 1;
-        t.next_key_slot - 1
+        t.next_key_slot += n;
+        t.next_key_slot - n
     };
     let src = s.keys.clone();
-    let key = tokio::task::spawn_blocking(move || src(slot)).await.map_err(|_| ApiError {
-        status: 500,
-        code: "E0000009",
-        summary: "Internal Server Error".into(),
-        causes: vec![],
-    })?;
+    tokio::task::spawn_blocking(move || (first..first + n).map(|slot| src(slot)).collect()).await.map_err(|_| internal_error())
+}
+
+/// The ACTIVE and NEXT keys of a new server.
+async fn draw_keys(s: &Shared) -> Result<(std::sync::Arc<crate::keys::KeyMaterial>, std::sync::Arc<crate::keys::KeyMaterial>), ApiError> {
+    let mut keys = draw(s, 2).await?;
+    match (keys.pop(), keys.pop()) {
+        (Some(next), Some(active)) => Ok((active, next)),
+        _ => Err(internal_error()),
+    }
+}
+
+/// Draws the next key and rotates.
+async fn rotate(s: &Shared, server: ServerId, at_once: bool) -> Result<Vec<Value>, ApiError> {
+    let key = draw(s, 1).await?.pop().ok_or_else(internal_error)?;
     let now = s.clock.now_ms();
     let mut t = s.tenant.lock();
     t.rotate_server_keys(&server, key, at_once, now)?;

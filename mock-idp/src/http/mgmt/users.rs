@@ -11,7 +11,7 @@ use super::{empty_object, href, href_allow, json_with_link, no_content, object_b
 use crate::clock::rfc3339_secs;
 use crate::core::directory::{NewUser, UserFilter, merge_profile, parse_user_filter};
 use crate::core::ids::{self, Secret};
-use crate::core::model::{User, UserProfile, UserStatus};
+use crate::core::model::{ServerId, User, UserProfile, UserStatus};
 use crate::core::refresh::Family;
 use crate::core::tenant::Tenant;
 use crate::http::Shared;
@@ -301,8 +301,9 @@ fn token_json(t: &Tenant, f: &Family) -> Value {
     let app = t.app_by_client_id(&m.client_id);
     let label = app.map(|a| a.label.clone()).unwrap_or_default();
     let app_id = app.map(|a| a.id.clone()).unwrap_or_default();
-    let server = t.server(if m.server_id == "org" { None } else { Some(&m.server_id) });
-    let issuer = server.as_ref().map(|s| t.issuer(s)).unwrap_or_default();
+    // The family's own server, whether or not it is active now.
+    let server = if m.server_id == "org" { ServerId::Org } else { ServerId::Custom(m.server_id.clone()) };
+    let issuer = t.issuer(&server);
     let user_name = t.users.get(&m.user_id).map(|u| u.profile.full_name()).unwrap_or_default();
     let me = format!("{base}/api/v1/users/{}/clients/{}/tokens/{}", m.user_id, m.client_id, f.current_token_id());
     let mut links = json!({
