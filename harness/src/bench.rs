@@ -116,7 +116,10 @@ pub struct BenchResult {
 pub struct RssReport {
     pub families: usize,
     pub before: f64,
+    /// Right after the sign-ins: families, sessions, codes, access and ID tokens, System Log all live.
     pub live: f64,
+    /// An hour later: codes and access/ID tokens expired and purged, families and sessions live.
+    pub families_only: f64,
     pub after_expiry: f64,
 }
 
@@ -383,7 +386,11 @@ fn mock_idp_binary(args: &BenchArgs) -> anyhow::Result<std::path::PathBuf> {
     }
     let me = std::env::current_exe()?;
     let sibling = me.with_file_name(format!("mock-idp{}", std::env::consts::EXE_SUFFIX));
-    anyhow::ensure!(sibling.exists(), "no mock-idp next to {}; build it (cargo build --release -p mock-idp) or pass --binary", me.display());
+    anyhow::ensure!(
+        sibling.exists(),
+        "no mock-idp next to {}; build it (cargo build --release -p mock-idp) or pass --binary",
+        me.display()
+    );
     Ok(sibling)
 }
 
@@ -486,7 +493,8 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         client_secret: String::new(),
         scope: String::new(),
     });
-    driver.sign_in().await.map_err(anyhow::Error::msg)?;
+    let first = driver.sign_in().await.map_err(anyhow::Error::msg)?;
+    let first_rt = first["refresh_token"].as_str().unwrap_or_default().to_string();
     let pid = p.child.id();
     let before = rss_mib(pid)?;
     let next = Arc::new(AtomicU64::new(1));
@@ -507,10 +515,23 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     }
     let seconds = all.elapsed().as_secs_f64();
     let live = rss_mib(pid)?;
+    let advance = |secs: f64| {
+        let (http, base) = (http.clone(), p.base.clone());
+        async move {
+            let r = http.post(format!("{base}/_mock/clock")).json(&json!({"advance_seconds": secs})).send().await?;
+            anyhow::ensure!(r.status().is_success(), "moving the clock: {}", r.status());
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    // 61 minutes on: the access and ID tokens (1 hour) and the codes have expired and are purged (the clock
+    // request itself runs the purge), the sessions (2 hours) and refresh families (90 days) are live.
+    advance(61.0 * 60.0).await?;
+    let families_only = rss_mib(pid)?;
+    // The families are live: the first one still refreshes.
+    driver.refresh(&first_rt).await.map_err(|e| anyhow::anyhow!("the first family no longer refreshes an hour later: {e}"))?;
     // Past every lifetime of the default tenant (refresh tokens: 90 days on the default server), then one
     // request so the purge runs.
-    let r = http.post(format!("{}/_mock/clock", p.base)).json(&json!({"advance_seconds": 100.0 * 86_400.0})).send().await?;
-    anyhow::ensure!(r.status().is_success(), "moving the clock: {}", r.status());
+    advance(100.0 * 86_400.0).await?;
     driver.get_ok("/.well-known/openid-configuration").await.map_err(anyhow::Error::msg)?;
     let after_expiry = rss_mib(pid)?;
     Ok(BenchResult {
@@ -527,7 +548,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         signing_rate_per_s: None,
         signing_bound_per_s: None,
         share_of_bound: None,
-        rss_mib: Some(RssReport { families: args.families, before, live, after_expiry }),
+        rss_mib: Some(RssReport { families: args.families, before, live, families_only, after_expiry }),
     })
 }
 
@@ -537,8 +558,8 @@ pub async fn cli(args: BenchArgs) -> i32 {
         Ok(r) => {
             match (r.workload, r.rss_mib) {
                 (_, Some(m)) => println!(
-                    "{:?}: {} refresh families created in {:.1}s ({:.0}/s); mock-idp resident memory {:.1} MiB at start, {:.1} MiB with them live, {:.1} MiB after their expiry and the purge",
-                    r.workload, m.families, r.seconds, r.throughput, m.before, m.live, m.after_expiry
+                    "{:?}: {} refresh families created in {:.1}s ({:.0}/s); mock-idp resident memory {:.1} MiB at start, {:.1} MiB right after the sign-ins, {:.1} MiB an hour later (codes and access tokens expired, families live), {:.1} MiB after the families' expiry and the purge",
+                    r.workload, m.families, r.seconds, r.throughput, m.before, m.live, m.families_only, m.after_expiry
                 ),
                 (Workload::Startup | Workload::TenantStart, _) => println!(
                     "{:?}: {} starts; until discovery answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use harness::bsr::{BsrConfig, JwksPolicy, NonceCheck, RefreshStrategy, Secret, SsoSettings, StubBsr, Switches};
+use harness::bsr::{BsrConfig, EmailVerifiedPolicy, JwksPolicy, NonceCheck, RefreshStrategy, Secret, SsoSettings, StubBsr, Switches};
 use harness::up::{self, UpOptions};
 use mock_idp::TenantConfig;
 
@@ -35,6 +35,12 @@ enum Command {
     List {
         /// Scenario files or folders (default: scenarios/).
         paths: Vec<PathBuf>,
+    },
+    /// Check a running server (a container health check without curl): GET the URL (plain http, 1.5 s at
+    /// most), exit 0 on a 2xx answer and 1 otherwise, with the reason on stderr.
+    HealthCheck {
+        /// e.g. http://127.0.0.1:3000/healthz
+        url: String,
     },
 }
 
@@ -65,6 +71,18 @@ struct SwitchArgs {
     /// Revoke the refresh token at the IdP on sign-out.
     #[arg(long)]
     revoke_on_logout: bool,
+    /// Send no PKCE at sign-in (a bug switch).
+    #[arg(long)]
+    no_pkce: bool,
+    /// Ignore the ID token's at_hash (a bug switch).
+    #[arg(long)]
+    no_at_hash_check: bool,
+    /// What JIT provisioning does with email_verified (default reject-false; ignore is the bug).
+    #[arg(long, value_enum)]
+    email_verified: Option<EmailVerifiedPolicy>,
+    /// Ignore the authorization response's RFC 9207 iss parameter (a bug switch).
+    #[arg(long)]
+    no_iss_param_check: bool,
 }
 
 fn split_scopes(s: &str) -> Vec<String> {
@@ -96,6 +114,18 @@ impl SwitchArgs {
         }
         if self.revoke_on_logout {
             s.revoke_on_logout = true;
+        }
+        if self.no_pkce {
+            s.pkce = false;
+        }
+        if self.no_at_hash_check {
+            s.check_at_hash = false;
+        }
+        if let Some(v) = self.email_verified {
+            s.email_verified = v;
+        }
+        if self.no_iss_param_check {
+            s.check_iss_param = false;
         }
     }
 }
@@ -222,6 +252,13 @@ async fn main() -> ExitCode {
         Command::Bench(a) => ExitCode::from(harness::bench::cli(a).await as u8),
         Command::Run(a) => ExitCode::from(harness::scenario::cli_run(a).await as u8),
         Command::List { paths } => ExitCode::from(harness::scenario::cli_list(paths) as u8),
+        Command::HealthCheck { url } => match mock_idp::health::check(&url, mock_idp::health::TIMEOUT) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("harness: health check failed: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -284,7 +321,9 @@ async fn run_bsr(a: BsrArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("stub BSR listening on {}", bsr.base_url());
+    // The bound address and the URL browsers use differ in a container (0.0.0.0:3000 and
+    // http://localhost:3000), so both are named.
+    println!("stub BSR listening on {}, public URL {}", bsr.addr(), bsr.base_url());
     if !configured {
         println!("  single sign-on is not configured yet: {} (admin sign-in required)", bsr.settings_url());
     }
@@ -358,6 +397,17 @@ mod tests {
     }
 
     #[test]
+    fn the_check_switches_have_flags() {
+        let c = bsr_config(&bsr_args(&[])).unwrap();
+        assert!(c.switches.pkce && c.switches.check_at_hash && c.switches.check_iss_param);
+        assert_eq!(c.switches.email_verified, EmailVerifiedPolicy::RejectFalse);
+        let a = bsr_args(&["--no-pkce", "--no-at-hash-check", "--email-verified", "ignore", "--no-iss-param-check"]);
+        let c = bsr_config(&a).unwrap();
+        assert!(!c.switches.pkce && !c.switches.check_at_hash && !c.switches.check_iss_param);
+        assert_eq!(c.switches.email_verified, EmailVerifiedPolicy::Ignore);
+    }
+
+    #[test]
     fn incomplete_sso_flags_are_a_usage_error() {
         let a = bsr_args(&["--issuer", "https://example.okta.com"]);
         let e = bsr_config(&a).unwrap_err();
@@ -369,6 +419,42 @@ mod tests {
         let c = bsr_config(&bsr_args(&[])).unwrap();
         assert_eq!(c.addr, "127.0.0.1:3000".parse().unwrap());
         assert!(c.sso.is_none());
+    }
+
+    #[test]
+    fn run_takes_a_remote_webdriver_and_the_hosts_of_its_servers() {
+        let Command::Run(r) = Cli::try_parse_from(["harness", "run"]).unwrap().command else { panic!("expected run") };
+        assert_eq!((r.browser.webdriver_url, r.browser.listen_host, r.browser.public_host), (None, "127.0.0.1".parse().unwrap(), None));
+        let Command::Run(r) = Cli::try_parse_from([
+            "harness",
+            "run",
+            "--webdriver-url",
+            "http://chromedriver:9515",
+            "--listen-host",
+            "0.0.0.0",
+            "--public-host",
+            "runner",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected run")
+        };
+        assert_eq!(r.browser.webdriver_url.as_deref(), Some("http://chromedriver:9515"));
+        assert_eq!(r.browser.listen_host, "0.0.0.0".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(r.browser.public_host.as_deref(), Some("runner"));
+        let e = Cli::try_parse_from(["harness", "run", "--listen-host", "runner"]).unwrap_err().to_string();
+        assert!(e.contains("invalid value 'runner' for '--listen-host <IP>'"), "{e}");
+    }
+
+    #[test]
+    fn health_check_takes_a_url() {
+        let Command::HealthCheck { url } =
+            Cli::try_parse_from(["harness", "health-check", "http://127.0.0.1:3000/healthz"]).unwrap().command
+        else {
+            panic!("expected health-check")
+        };
+        assert_eq!(url, "http://127.0.0.1:3000/healthz");
     }
 
     #[test]

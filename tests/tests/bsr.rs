@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use harness::bsr::{BsrConfig, JwksPolicy, NonceCheck, RefreshStrategy, StubBsr, UserState};
+use harness::bsr::{BsrConfig, EmailVerifiedPolicy, JwksPolicy, NonceCheck, RefreshStrategy, StubBsr, UserState};
 use mock_idp::client::AdminClient;
 use mock_idp::config::RefreshTokenConfig;
 use mock_idp::core::faults::Endpoint;
@@ -1105,6 +1105,140 @@ async fn signs_in_against_an_https_idp_whose_ca_it_is_told_to_trust() {
     assert_eq!(bsr.stats().jwks_fetches, 1);
 }
 
+// ----- the recommended checks: at_hash, email_verified, the RFC 9207 iss parameter, PKCE -----
+
+impl Env {
+    /// Installs one mock-idp fault rule (the JSON `/_mock/faults` takes) over the management client.
+    async fn fault(&self, rule: Value) {
+        let spec: mock_idp::core::faults::RuleSpec = serde_json::from_value(rule).unwrap();
+        self.admin().add_fault(&spec).await.unwrap();
+    }
+}
+
+#[rstest]
+#[case::checked(true)]
+#[case::ignored(false)]
+#[tokio::test]
+async fn an_at_hash_that_does_not_match_the_access_token_is_refused(#[case] check: bool) {
+    let env = Env::start(TenantConfig::default_tenant(), |c| c.switches.check_at_hash = check).await;
+    env.fault(json!({"endpoint": "token", "times": 1, "action": {"tamper_id_token": "bad_at_hash"}})).await;
+    let p = Browser::new().sign_in(&env, "alice@example.com").await;
+    if check {
+        assert_eq!(p.status, StatusCode::BAD_GATEWAY, "{}", p.body);
+        let e = p.text_of("error").unwrap();
+        assert!(e.starts_with("ID token rejected: at_hash \""), "{e}");
+        assert!(e.ends_with("\" is not the hash of the access token that came with it (OpenID Connect Core §3.1.3.8)"), "{e}");
+        assert!(env.bsr.users().is_empty());
+        assert_eq!(env.bsr.session_count(), 0);
+    } else {
+        assert_signed_in_home(&p, "alice");
+    }
+    // Okta's own at_hash matches: a clean sign-in works either way.
+    assert_signed_in_home(&Browser::new().sign_in(&env, "alice@example.com").await, "alice");
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_whose_at_hash_does_not_match_ends_the_session() {
+    let env = Env::default().await;
+    let b = Browser::new();
+    assert_signed_in_home(&b.sign_in(&env, "alice@example.com").await, "alice");
+    env.fault(json!({"endpoint": "token", "grant_type": "refresh_token", "times": 1, "action": {"tamper_id_token": "bad_at_hash"}})).await;
+    env.advance(3601);
+    let me = b.me(&env).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    let why = me.json()["error_description"].as_str().unwrap().to_string();
+    assert!(why.starts_with("the ID token of the refresh was rejected (at_hash \""), "{why}");
+    assert!(
+        why.ends_with("is not the hash of the access token that came with it (OpenID Connect Core §3.1.3.8)), so the session ended"),
+        "{why}"
+    );
+    assert_eq!(env.refresh_requests_at_idp().await, [200]);
+}
+
+#[rstest]
+#[case::reject_false(EmailVerifiedPolicy::RejectFalse, false)]
+#[case::require(EmailVerifiedPolicy::Require, false)]
+#[case::ignore(EmailVerifiedPolicy::Ignore, true)]
+#[tokio::test]
+async fn an_email_the_idp_calls_unverified_neither_signs_in_nor_provisions(#[case] policy: EmailVerifiedPolicy, #[case] trusted: bool) {
+    let env = Env::start(TenantConfig::default_tenant(), |c| c.switches.email_verified = policy).await;
+    assert_eq!(BsrConfig::default().switches.email_verified, EmailVerifiedPolicy::RejectFalse, "the default");
+    // Okta says email_verified: true for alice, so she signs in and is provisioned under every policy.
+    assert_signed_in_home(&Browser::new().sign_in(&env, "alice@example.com").await, "alice");
+    env.fault(json!({"endpoint": "token", "times": 2, "action": {"tamper_id_token": "email_unverified"}})).await;
+    // An existing account (alice), then a new one (bob), each with email_verified: false.
+    for (user, username) in [("alice@example.com", "alice"), ("bob@example.com", "bob")] {
+        let b = Browser::new();
+        let p = b.sign_in(&env, user).await;
+        if trusted {
+            assert_signed_in_home(&p, username);
+            continue;
+        }
+        assert_eq!(p.status, StatusCode::BAD_GATEWAY, "{}", p.body);
+        assert_eq!(
+            p.text_of("error").unwrap(),
+            format!(
+                "provisioning failed: the identity provider says the email \"{user}\" is not verified (email_verified is false); BSR links accounts by email, so nobody was signed in and no user was created"
+            )
+        );
+        assert_eq!(b.me(&env).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let usernames: Vec<String> = env.bsr.users().into_iter().map(|u| u.username).collect();
+    assert_eq!(usernames, if trusted { vec!["alice", "bob"] } else { vec!["alice"] });
+    assert_eq!(env.bsr.session_count(), if trusted { 3 } else { 1 });
+}
+
+#[rstest]
+#[case::checked(true)]
+#[case::ignored(false)]
+#[tokio::test]
+async fn an_authorization_response_from_another_issuer_is_refused_before_its_code_is_redeemed(#[case] check: bool) {
+    let env = Env::start(TenantConfig::default_tenant(), |c| c.switches.check_iss_param = check).await;
+    env.fault(json!({"endpoint": "authorize", "times": 1, "action": {"tamper_authorize": "wrong_iss_param"}})).await;
+    let p = Browser::new().sign_in(&env, "alice@example.com").await;
+    if !check {
+        assert_signed_in_home(&p, "alice");
+        return;
+    }
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert_eq!(
+        p.text_of("error").unwrap(),
+        format!(
+            "sign-in failed: the authorization response's iss parameter \"https://issuer.attacker.example\" is not the issuer {:?} (RFC 9207 §2.4); the response was refused and its code not redeemed",
+            env.idp.org_issuer()
+        )
+    );
+    assert_eq!(env.bsr.stats().code_exchanges, 0);
+    assert!(env.requests_to(Endpoint::Token).await.is_empty(), "the code never reached the token endpoint");
+    assert!(env.bsr.users().is_empty());
+    // Okta sends no iss (its discovery does not promise one), and a response without it is accepted.
+    assert_signed_in_home(&Browser::new().sign_in(&env, "alice@example.com").await, "alice");
+}
+
+#[rstest]
+#[case::pkce(true)]
+#[case::no_pkce(false)]
+#[tokio::test]
+async fn an_app_that_requires_pkce_refuses_a_sign_in_without_it(#[case] pkce: bool) {
+    let mut t = TenantConfig::default_tenant();
+    t.apps[0].credentials.oauth_client.pkce_required = Some(true);
+    let env = Env::start(t, |c| c.switches.pkce = pkce).await;
+    let b = Browser::new();
+    let to_idp = b.get(&env.bsr("/login")).await.location().unwrap();
+    assert_eq!(query_param(&to_idp, "code_challenge_method"), pkce.then(|| "S256".to_string()));
+    assert_eq!(query_param(&to_idp, "code_challenge").is_some(), pkce);
+    let p = b.sign_in(&env, "alice@example.com").await;
+    if pkce {
+        assert_signed_in_home(&p, "alice");
+        return;
+    }
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert_eq!(p.text_of("error-code").as_deref(), Some("invalid_request"));
+    assert_eq!(p.text_of("error-description").as_deref(), Some("PKCE code challenge is required by the application."));
+    assert_eq!(env.bsr.stats().code_exchanges, 0);
+    assert!(env.bsr.users().is_empty());
+}
+
 // ----- a broken IdP (wiremock) -----
 
 mod broken_idp {
@@ -1263,6 +1397,50 @@ mod broken_idp {
         assert_eq!(bsr.session_count(), 1);
         assert_eq!(b.get(&format!("{}/api/me", bsr.base_url())).await.status, StatusCode::UNAUTHORIZED);
         works_again(&server, &bsr).await;
+    }
+
+    #[tokio::test]
+    async fn an_idp_that_promises_the_rfc9207_iss_parameter_must_send_it() {
+        let server = MockServer::start().await;
+        let mut doc = discovery(&server.uri());
+        doc["authorization_response_iss_parameter_supported"] = json!(true);
+        Mock::given(method("GET"))
+            .and(path("/.well-known/openid-configuration"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(doc))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/keys"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[0])))
+            .mount(&server)
+            .await;
+        let bsr = stub(&server).await;
+        let b = Browser::new();
+        let (state, nonce) = begin(&b, &bsr).await;
+        let body = json!({"access_token": "at", "expires_in": 3600, "id_token": id_token(0, &server.uri(), &nonce)});
+        Mock::given(method("POST")).and(path("/token")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
+        let p = callback(&b, &bsr, &state).await;
+        assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+        assert_eq!(
+            p.text_of("error").unwrap(),
+            format!(
+                "sign-in failed: the authorization response has no iss parameter, but the discovery document of {:?} says every response carries one (RFC 9207 §2.4); the response was refused and its code not redeemed",
+                server.uri()
+            )
+        );
+        let tokens = server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+        assert_eq!(tokens, 0);
+        // With the issuer's iss the same kind of response signs in.
+        let b = Browser::new();
+        let (state, nonce) = begin(&b, &bsr).await;
+        server.reset().await;
+        mount_good(&server, &[0]).await;
+        let body = json!({"access_token": "at", "expires_in": 3600, "id_token": id_token(0, &server.uri(), &nonce)});
+        Mock::given(method("POST")).and(path("/token")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
+        let iss: String = url::form_urlencoded::byte_serialize(server.uri().as_bytes()).collect();
+        let p = b.get(&format!("{}/oauth2/callback?code=fake-code&state={state}&iss={iss}", bsr.base_url())).await;
+        assert_eq!(p.status, StatusCode::FOUND, "{}", p.body);
+        assert_signed_in_home(&b.get(&format!("{}/", bsr.base_url())).await, "dana");
     }
 
     #[rstest]

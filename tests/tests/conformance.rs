@@ -1,7 +1,6 @@
 //! The service-provider conformance profile (scenarios/conformance/, issue 12), run through the library
-//! against the in-process stub BSR and mock-idp: with the stub's correct settings every required
-//! requirement is met (and the recommended ones the stub does not implement are named), and with each bug
-//! switch on exactly the matching requirements fail, which the verdict names.
+//! against the in-process stub BSR and mock-idp: with the stub's correct settings every requirement is
+//! met, and with each bug switch on exactly the matching requirements fail, which the verdict names.
 //!
 //! Bug configurations are variant copies of the profile in a temporary folder with `bsr.switches` set in
 //! every scenario, so the profile files stay as a service provider's CI would run them.
@@ -33,6 +32,7 @@ fn args(paths: Vec<PathBuf>) -> RunArgs {
         json: None,
         html: None,
         quiet: true,
+        browser: Default::default(),
     }
 }
 
@@ -84,34 +84,74 @@ fn report<'a>(rs: &'a [ScenarioReport], name: &str) -> &'a ScenarioReport {
     rs.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no scenario {name}"))
 }
 
-/// What the stub does not implement: the recommended at_hash, email_verified and RFC 9207 checks.
-const STUB_RECOMMENDED_GAPS: &[&str] = &["conf-authorize-wrong-iss-param", "conf-id-token-bad-at-hash", "conf-id-token-email-unverified"];
-
 #[tokio::test]
-async fn stub_with_correct_settings_meets_every_required_requirement() {
+async fn stub_with_correct_settings_meets_every_requirement() {
     let rs = run(profile_dir()).await;
-    assert_eq!(rs.len(), 28, "{:?}", rs.iter().map(|r| &r.name).collect::<Vec<_>>());
+    assert_eq!(rs.len(), 30, "{:?}", rs.iter().map(|r| &r.name).collect::<Vec<_>>());
     assert!(verdict::is_profile(&rs));
     for r in &rs {
         assert!(r.name.starts_with("conf-"), "{}", r.name);
         assert!(r.clause.as_deref().is_some_and(|c| !c.is_empty()), "{} names its clause", r.name);
         assert!(matches!(r.level.as_deref(), Some("required" | "recommended")), "{}: level {:?}", r.name, r.level);
-    }
-    let required: Vec<&ScenarioReport> = rs.iter().filter(|r| r.level.as_deref() == Some("required")).collect();
-    assert_eq!(required.len(), 21);
-    for r in &required {
         assert_eq!(r.outcome, Outcome::Passed, "{}: {}", r.name, verdict::evidence(r).1);
     }
-    assert_eq!(failing(&rs), names(STUB_RECOMMENDED_GAPS));
-    for name in STUB_RECOMMENDED_GAPS {
-        assert_eq!(verdict::verdict(report(&rs, name)), Verdict::NotMet);
-    }
-    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 21/21 required met, 4/7 recommended met");
+    assert_eq!(rs.iter().filter(|r| r.level.as_deref() == Some("required")).count(), 22);
+    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 22/22 required met, 8/8 recommended met");
+    assert_eq!(verdict::exit_code(&rs), 0);
+
+    // The evidence of a pass: the fault applied and what the service provider answered.
+    let (summary, _) = verdict::evidence(report(&rs, "conf-id-token-wrong-iss"));
+    assert_eq!(summary, "tamper_id_token:wrong_iss; the service provider answered 502 at /oauth2/callback");
+    let (summary, _) = verdict::evidence(report(&rs, "conf-authorize-wrong-state"));
+    assert_eq!(summary, "tamper_authorize:wrong_state; the service provider answered 400 at /oauth2/callback");
+    // RFC 9207: refused before the code was redeemed (the scenario checks the token count is 0).
+    let (summary, _) = verdict::evidence(report(&rs, "conf-authorize-wrong-iss-param"));
+    assert_eq!(summary, "tamper_authorize:wrong_iss_param; the service provider answered 400 at /oauth2/callback");
+    // The injected code: the stub's PKCE verifier does not match it, so the token endpoint refuses.
+    let r = report(&rs, "conf-authorize-injected-code");
+    assert_eq!(verdict::evidence(r).0, "tamper_authorize:injected_code; the service provider answered 502 at /oauth2/callback");
+    let exchanges: Vec<u64> =
+        r.idp_requests.iter().filter(|q| q["grant_type"] == "authorization_code").map(|q| q["status"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(exchanges, [400, 200], "the injected code is refused, the clean sign-in's is not");
+    let (summary, _) = verdict::evidence(report(&rs, "conf-logout-ends-the-session"));
+    assert_eq!(summary, "all 3 steps passed");
+
+    // The reports group the same way.
+    let junit = verdict::junit(&rs);
+    assert!(junit.contains("<testsuite name=\"conformance.required\" tests=\"22\" failures=\"0\" skipped=\"0\""), "{junit}");
+    assert!(junit.contains("<testsuite name=\"conformance.recommended\" tests=\"8\" failures=\"0\" skipped=\"0\""), "{junit}");
+    assert!(junit.contains(
+        "<property name=\"clause\" value=\"OpenID Connect Core 1.0 §3.1.3.8\" /><property name=\"level\" value=\"recommended\" />"
+    ));
+    let html = verdict::html(&rs);
+    assert!(
+        html.contains(
+            "<h2>Conformance verdict</h2><p><strong>conformance: CONFORMANT: 22/22 required met, 8/8 recommended met</strong></p>"
+        )
+    );
+    assert!(html.contains("<td>OpenID Connect Core 1.0 §3.1.3.7 item 2</td><td>required</td><td class=\"pass\">pass</td>"), "{html}");
+    let table = verdict::terminal(&rs);
+    assert!(table.lines().any(|l| l.starts_with("conf-pkce-s256") && l.contains("recommended") && l.contains("pass")), "{table}");
+}
+
+/// One bug configuration: the switches, and exactly the requirements that must fail.
+async fn bug_config(tag: &str, switches: &[(&str, Value)], want: &[&str]) -> Vec<ScenarioReport> {
+    let rs = run_variant(variant(tag, switches)).await;
+    assert_eq!(failing(&rs), names(want), "{tag}: {}", verdict::terminal(&rs));
+    rs
+}
+
+#[tokio::test]
+async fn ignoring_at_hash_fails_only_the_recommended_at_hash_requirement() {
+    let rs = bug_config("at-hash", &[("check_at_hash", Value::from(false))], &["conf-id-token-bad-at-hash"]).await;
+    let r = report(&rs, "conf-id-token-bad-at-hash");
+    assert_eq!(verdict::verdict(r), Verdict::NotMet);
     assert_eq!(verdict::exit_code(&rs), 0, "recommended requirements do not fail the run");
+    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 22/22 required met, 7/8 recommended met");
 
     // The evidence of a requirement not met: the step's message, the service provider's answers, and the
     // IdP's request-log lines of that step with the tampering fault that was applied.
-    let (summary, evidence) = verdict::evidence(report(&rs, "conf-id-token-bad-at-hash"));
+    let (summary, evidence) = verdict::evidence(r);
     assert_eq!(summary, "step 2 (the tampered sign-in is refused): body contains \"Signed in as\"");
     assert!(evidence.contains("service provider's answers in this step:\n  GET http://127.0.0.1:"), "{evidence}");
     assert!(evidence.contains("/oauth2/callback → 302\n"), "{evidence}");
@@ -133,40 +173,45 @@ async fn stub_with_correct_settings_meets_every_required_requirement() {
         ],
         "{evidence}"
     );
-    // The evidence of a pass: the fault applied and what the service provider answered.
-    let (summary, _) = verdict::evidence(report(&rs, "conf-id-token-wrong-iss"));
-    assert_eq!(summary, "tamper_id_token:wrong_iss; the service provider answered 502 at /oauth2/callback");
-    let (summary, _) = verdict::evidence(report(&rs, "conf-authorize-wrong-state"));
-    assert_eq!(summary, "tamper_authorize:wrong_state; the service provider answered 400 at /oauth2/callback");
-    let (summary, _) = verdict::evidence(report(&rs, "conf-logout-ends-the-session"));
-    assert_eq!(summary, "all 3 steps passed");
-
-    // The reports group the same way.
     let junit = verdict::junit(&rs);
-    assert!(junit.contains("<testsuite name=\"conformance.required\" tests=\"21\" failures=\"0\" skipped=\"0\""), "{junit}");
-    assert!(junit.contains("<testsuite name=\"conformance.recommended\" tests=\"7\" failures=\"3\" skipped=\"0\""), "{junit}");
-    assert!(junit.contains(
-        "<property name=\"clause\" value=\"OpenID Connect Core 1.0 §3.1.3.8\" /><property name=\"level\" value=\"recommended\" />"
-    ));
+    assert!(junit.contains("<testsuite name=\"conformance.recommended\" tests=\"8\" failures=\"1\" skipped=\"0\""), "{junit}");
     assert!(junit.contains("type=\"RecommendedNotMet\">step 2 (the tampered sign-in is refused): body contains &quot;Signed in as&quot;"));
-    let html = verdict::html(&rs);
-    assert!(
-        html.contains(
-            "<h2>Conformance verdict</h2><p><strong>conformance: CONFORMANT: 21/21 required met, 4/7 recommended met</strong></p>"
-        )
-    );
-    assert!(html.contains("<td>OpenID Connect Core 1.0 §3.1.3.7 item 2</td><td>required</td><td class=\"pass\">pass</td>"), "{html}");
     let table = verdict::terminal(&rs);
     assert!(table.lines().any(|l| l.starts_with("conf-id-token-bad-at-hash") && l.contains("recommended") && l.contains("not met")));
 }
 
-/// One bug configuration: the switches, and the requirements that must fail beyond the stub's gaps.
-async fn bug_config(tag: &str, switches: &[(&str, Value)], extra: &[&str]) -> Vec<ScenarioReport> {
-    let rs = run_variant(variant(tag, switches)).await;
-    let mut want = names(STUB_RECOMMENDED_GAPS);
-    want.extend(names(extra));
-    assert_eq!(failing(&rs), want, "{tag}: {}", verdict::terminal(&rs));
-    rs
+#[tokio::test]
+async fn ignoring_email_verified_fails_only_the_recommended_email_requirement() {
+    let rs = bug_config("email-verified", &[("email_verified", Value::from("ignore"))], &["conf-id-token-email-unverified"]).await;
+    assert_eq!(verdict::verdict(report(&rs, "conf-id-token-email-unverified")), Verdict::NotMet);
+    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 22/22 required met, 7/8 recommended met");
+}
+
+#[tokio::test]
+async fn ignoring_the_rfc9207_iss_parameter_fails_only_the_recommended_iss_requirement() {
+    let rs = bug_config("iss-param", &[("check_iss_param", Value::from(false))], &["conf-authorize-wrong-iss-param"]).await;
+    let r = report(&rs, "conf-authorize-wrong-iss-param");
+    assert_eq!(verdict::verdict(r), Verdict::NotMet);
+    assert_eq!(verdict::evidence(r).0, "step 2 (the tampered sign-in is refused): body contains \"Signed in as\"");
+    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 22/22 required met, 7/8 recommended met");
+}
+
+#[tokio::test]
+async fn no_pkce_fails_the_pkce_requirement_and_the_nonce_still_refuses_an_injected_code() {
+    let rs = bug_config("no-pkce", &[("pkce", Value::from(false))], &["conf-pkce-s256"]).await;
+    let r = report(&rs, "conf-pkce-s256");
+    assert_eq!(verdict::verdict(r), Verdict::NotMet);
+    let (summary, _) = verdict::evidence(r);
+    assert!(summary.starts_with("step 1 (the sign-in with PKCE S256 works): status: expected 200, got 400"), "{summary}");
+    assert!(summary.contains("PKCE code challenge is required by the application."), "{summary}");
+    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 22/22 required met, 7/8 recommended met");
+    // RFC 9700 §2.1.1 lets a confidential OpenID Connect client use the nonce instead: the injected code
+    // redeems (no PKCE binds it), and the stub refuses its ID token for the nonce.
+    let r = report(&rs, "conf-authorize-injected-code");
+    assert_eq!(r.outcome, Outcome::Passed);
+    let exchanges: Vec<u64> =
+        r.idp_requests.iter().filter(|q| q["grant_type"] == "authorization_code").map(|q| q["status"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(exchanges, [200, 200]);
 }
 
 #[tokio::test]
@@ -175,7 +220,7 @@ async fn jwks_fetched_only_at_start_up_fails_key_rotation_with_immediate_use() {
     assert_eq!(verdict::exit_code(&rs), 1);
     assert_eq!(
         verdict::conclusion(&rs),
-        "conformance: NOT CONFORMANT: 20/21 required met, 4/7 recommended met; failing: conf-key-rotation-new-key-at-once"
+        "conformance: NOT CONFORMANT: 21/22 required met, 8/8 recommended met; failing: conf-key-rotation-new-key-at-once"
     );
     let r = report(&rs, "conf-key-rotation-new-key-at-once");
     let (summary, evidence) = verdict::evidence(r);
@@ -222,7 +267,7 @@ async fn no_clock_skew_allowance_fails_only_the_recommended_skew_requirement() {
     let rs = bug_config("skew-0", &[("clock_skew_seconds", Value::from(0))], &["conf-idp-clock-ahead"]).await;
     assert_eq!(verdict::verdict(report(&rs, "conf-idp-clock-ahead")), Verdict::NotMet);
     assert_eq!(verdict::exit_code(&rs), 0);
-    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 21/21 required met, 3/7 recommended met");
+    assert_eq!(verdict::conclusion(&rs), "conformance: CONFORMANT: 22/22 required met, 7/8 recommended met");
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ fn args(paths: Vec<PathBuf>) -> RunArgs {
         json: None,
         html: None,
         quiet: true,
+        browser: Default::default(),
     }
 }
 
@@ -48,11 +49,9 @@ async fn the_scenario_library_passes() {
     let list = select(&a).expect("the library parses");
     assert!(list.len() >= 30, "at least 30 scenarios, found {}", list.len());
     let reports = run_all(list, &a, false, None).await;
-    // A recommended conformance requirement the stub does not implement is reported, not a failure; which
-    // ones those are is asserted exactly by tests/tests/conformance.rs.
+    // The stub meets every conformance requirement, the recommended ones too (tests/tests/conformance.rs).
     let failed: Vec<String> = reports
         .iter()
-        .filter(|r| r.level.as_deref() != Some("recommended"))
         .filter_map(|r| match &r.outcome {
             Outcome::Failed { message, .. } => Some(format!("{}: {message}", r.name)),
             _ => None,
@@ -139,6 +138,16 @@ fn idp_overrides_are_checked_when_the_file_loads() {
     let e = load::load(&p).unwrap_err();
     assert_eq!(e.field, "idp.apps.nope");
     assert_eq!(e.message, "no app with this client_id in the default tenant");
+    let p =
+        write(&d, "o.yaml", "name: o\nidp:\n  apps:\n    bsr-local: {pkce_required: sometimes}\nsteps:\n  - clock: {advance_seconds: 1}\n");
+    let e = load::load(&p).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (Some(4), "idp.apps.bsr-local.pkce_required"));
+    assert!(e.message.starts_with("invalid type: string \"sometimes\", expected a boolean"), "{}", e.message);
+    // A valid one reaches the app's credentials, where mock-idp reads it.
+    let p = write(&d, "o.yaml", "name: o\nidp:\n  apps:\n    bsr-local: {pkce_required: true}\nsteps:\n  - clock: {advance_seconds: 1}\n");
+    let t = harness::scenario::runner::tenant_for(&load::load(&p).unwrap().scenario).unwrap();
+    let app = t.apps.iter().find(|a| a.credentials.oauth_client.client_id == "bsr-local").unwrap();
+    assert_eq!(app.credentials.oauth_client.pkce_required, Some(true));
 }
 
 #[test]
@@ -187,4 +196,22 @@ async fn the_html_report_draws_a_timeline_with_rotations_and_reuse() {
     assert!(html.contains("<svg"), "inline SVG");
     assert!(html.contains("reuse detected: family revoked"), "the reuse marker");
     assert!(html.contains("refresh token generation 1 issued"), "rotations are drawn");
+}
+
+#[tokio::test]
+async fn a_browser_scenario_with_an_unreachable_webdriver_fails_naming_it() {
+    // A WebDriver URL makes browser scenarios runnable (never skipped), so a wrong one is a failure.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut a = args(vec![library().join("browser/sign-in-and-out.yaml")]);
+    a.browser.webdriver_url = Some(format!("http://127.0.0.1:{port}"));
+    let reports = run_all(select(&a).unwrap(), &a, false, None).await;
+    assert_eq!(
+        reports[0].outcome,
+        Outcome::Failed {
+            step: Some(0),
+            message: format!(
+                "step 1 (sign_in): cannot start Chromium: cannot reach the WebDriver at http://127.0.0.1:{port}: Connection refused (os error 111)"
+            )
+        }
+    );
 }

@@ -6,7 +6,7 @@
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mock_idp::core::faults::{TAMPER_SHIFT_S, TAMPERED_AUDIENCE, TAMPERED_ISSUER, TAMPERED_NONCE, TAMPERED_STATE};
+use mock_idp::core::faults::{INJECTED_CODE_VERIFIER, TAMPER_SHIFT_S, TAMPERED_AUDIENCE, TAMPERED_ISSUER, TAMPERED_NONCE, TAMPERED_STATE};
 use mock_idp::signing::{bad_at_hash, foreign_key};
 use reqwest::StatusCode;
 use rstest::rstest;
@@ -449,6 +449,55 @@ async fn wrong_iss_param_adds_an_rfc9207_iss_that_is_not_the_issuer(#[case] mode
     );
     assert_ne!(TAMPERED_ISSUER, server.issuer(&idp));
     assert_eq!(log_faults(&c, "authorize").await[0].2, json!("tamper_authorize:wrong_iss_param"));
+}
+
+/// An injected code (RFC 9700 §4.5): bound to another request's PKCE challenge and nonce, each only if the
+/// client sent one. PKCE makes the client's own exchange fail; the nonce makes its ID token fail the
+/// client's check; a client with neither redeems it as its own.
+#[rstest]
+#[case::pkce_and_nonce(true, true)]
+#[case::pkce_only(true, false)]
+#[case::nonce_only(false, true)]
+#[case::neither(false, false)]
+#[tokio::test]
+async fn injected_code_belongs_to_another_request(#[case] pkce: bool, #[case] nonce: bool) {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let server = Server::DEFAULT;
+    add_rule(&c, json!({"endpoint": "authorize", "times": 1, "action": {"tamper_authorize": "injected_code"}})).await;
+    let st = c.authn(ALICE, PASSWORD).await;
+    let mut req = Authorize::new(CLIENT_ID).scope(SCOPES).param("sessionToken", &st);
+    if !pkce {
+        req = req.no_pkce();
+    }
+    if !nonce {
+        req.nonce = String::new();
+    }
+    let r = c.authorize(server, &req).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let loc = r.location().unwrap();
+    // The response looks like any other: code and the client's own state.
+    let names: Vec<String> = url_params(&loc).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(names, ["code", "state"]);
+    assert_eq!(url_param(&loc, "state").as_deref(), Some(req.state.as_str()));
+    assert_eq!(log_faults(&c, "authorize").await[0].2, json!("tamper_authorize:injected_code"));
+    let code = url_param(&loc, "code").unwrap();
+    let own_verifier = req.pkce.as_ref().map(|p| p.verifier.as_str());
+    let (s, b) = c.token_code(server, Auth::BSR, &code, REDIRECT_URI, own_verifier).await;
+    if pkce {
+        // The client's verifier is not the one the code is bound to.
+        assert_eq!((s, b), (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant", "error_description": "PKCE verification failed."})));
+        // The attacker's verifier redeems it: the code is genuine, only bound elsewhere.
+        let (s, b) = c.token_code(server, Auth::BSR, &code, REDIRECT_URI, Some(INJECTED_CODE_VERIFIER)).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(decode_claims(b["id_token"].as_str().unwrap()).get("nonce"), nonce.then(|| json!(TAMPERED_NONCE)).as_ref());
+    } else {
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let claims = decode_claims(b["id_token"].as_str().unwrap());
+        // With a nonce the client sees another one; without, nothing tells the code apart.
+        assert_eq!(claims.get("nonce"), nonce.then(|| json!(TAMPERED_NONCE)).as_ref());
+        assert_eq!(claims["sub"], json!(ALICE_ID));
+    }
 }
 
 #[tokio::test]

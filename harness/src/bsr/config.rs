@@ -78,6 +78,22 @@ pub enum NonceCheck {
     Strict,
 }
 
+/// What JIT provisioning does with the `email_verified` claim (OpenID Connect Core §5.1). BSR provisions and
+/// links users by email, so an email the IdP has not verified would let whoever typed it into an IdP
+/// profile take over the BSR account of that address (§5.7: only `sub` identifies the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmailVerifiedPolicy {
+    /// Refuse a login whose `email_verified` is `false`; accept one without the claim (not every IdP sends
+    /// it; Okta always does with the `email` scope).
+    #[default]
+    RejectFalse,
+    /// Refuse a login unless `email_verified` is `true`.
+    Require,
+    /// Ignore the claim: provision and sign in by any email (the bug).
+    Ignore,
+}
+
 /// The identity provider protocol; BSR offers OIDC and SAML, the stub only OIDC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +176,18 @@ pub struct Switches {
     pub clock_skew_seconds: u64,
     /// Revoke the refresh token at the IdP on sign-out (an IdP-session logout alone leaves it alive).
     pub revoke_on_logout: bool,
+    /// Send PKCE (S256) at sign-in. `false` reproduces a client without it: an app that requires PKCE
+    /// refuses its sign-ins, and only the nonce is left against an injected code.
+    pub pkce: bool,
+    /// Check an ID token's `at_hash`, when it has one, against the access token that came with it (OpenID
+    /// Connect Core §3.1.3.8). `false` reproduces a client that ignores the claim.
+    pub check_at_hash: bool,
+    /// What the JIT rule does with `email_verified`.
+    pub email_verified: EmailVerifiedPolicy,
+    /// Refuse an authorization response whose RFC 9207 `iss` parameter is not the issuer, before redeeming
+    /// its code (and one without `iss` when discovery says the IdP always sends it). `false` reproduces a
+    /// client that ignores the parameter.
+    pub check_iss_param: bool,
     /// Test aid: requests of one session that find the access token expired wait until this many have
     /// done so (for at most `refresh_barrier_timeout_ms` of real time), then go on together. It puts
     /// concurrent refreshes on the same instant so a race reproduces on every run.
@@ -178,6 +206,10 @@ impl Default for Switches {
             clock_offset_seconds: 0,
             clock_skew_seconds: 60,
             revoke_on_logout: false,
+            pkce: true,
+            check_at_hash: true,
+            email_verified: EmailVerifiedPolicy::RejectFalse,
+            check_iss_param: true,
             refresh_barrier: None,
             refresh_barrier_timeout_ms: 5000,
         }
@@ -353,6 +385,8 @@ mod tests {
         assert_eq!(c.switches.jwks, JwksPolicy::StartupOnly);
         assert_eq!(c.switches.clock_offset_seconds, -600);
         assert_eq!(c.switches.clock_skew_seconds, 60);
+        assert!(c.switches.pkce && c.switches.check_at_hash && c.switches.check_iss_param, "the correct defaults");
+        assert_eq!(c.switches.email_verified, EmailVerifiedPolicy::RejectFalse);
         assert_eq!(c.http_timeout, Duration::from_millis(250));
     }
 
@@ -364,6 +398,17 @@ mod tests {
         assert_eq!(e.line, Some(2));
         assert_eq!(e.message, "unknown variant `sometimes`, expected `single-flight` or `naive`");
         assert!(e.to_string().starts_with("bsr.yaml:2:"), "{e}");
+    }
+
+    #[test]
+    fn the_check_switches_parse() {
+        let src = "switches:\n  pkce: false\n  check_at_hash: false\n  email_verified: ignore\n  check_iss_param: false\n";
+        let sw = BsrConfig::parse(src, "bsr.yaml").unwrap().switches;
+        assert!(!sw.pkce && !sw.check_at_hash && !sw.check_iss_param);
+        assert_eq!(sw.email_verified, EmailVerifiedPolicy::Ignore);
+        let e = BsrConfig::parse("switches:\n  email_verified: sometimes\n", "bsr.yaml").unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("switches.email_verified", Some(2)));
+        assert_eq!(e.message, "unknown variant `sometimes`, expected one of `reject-false`, `require`, `ignore`");
     }
 
     #[test]

@@ -15,8 +15,14 @@
 //!   `.bob` gives `bob`); if nothing is left the username is `user`.
 //! - Collisions: the first free of `name`, `name2`, `name3`, … (the second `bob-smith` is `bob-smith2`).
 //!   Reserved words ([`RESERVED`]) count as taken.
+//! - `email_verified` ([`check_email_verified`]): BSR's documentation does not mention the claim. Since
+//!   the email is what links a login to an account, the stub refuses an email the IdP calls unverified
+//!   (`email_verified: false`) before it provisions or signs in anyone; a login without the claim is
+//!   accepted (setting `email_verified`, see [`EmailVerifiedPolicy`]).
 
 use std::collections::BTreeSet;
+
+use super::config::EmailVerifiedPolicy;
 
 /// Names the stub's own routes use, which no user may take.
 pub const RESERVED: &[&str] = &["admin", "api", "login", "logout", "oauth2", "settings", "buf"];
@@ -30,6 +36,26 @@ pub enum JitError {
     MissingEmail,
     #[error("the email claim {0:?} is not an email address; no user was created")]
     InvalidEmail(String),
+    #[error(
+        "the identity provider says the email {0:?} is not verified (email_verified is false); BSR links accounts by email, so nobody was signed in and no user was created"
+    )]
+    UnverifiedEmail(String),
+    #[error(
+        "the identity provider does not say the email {0:?} is verified (no email_verified claim, and email_verified: require is set); nobody was signed in and no user was created"
+    )]
+    EmailNotConfirmed(String),
+}
+
+/// Whether a login's email may be trusted to link or create an account, by `email_verified` (the ID
+/// token's, or userinfo's when the email came from there).
+pub fn check_email_verified(email: Option<&str>, verified: Option<bool>, policy: EmailVerifiedPolicy) -> Result<(), JitError> {
+    let shown = || email.unwrap_or_default().trim().to_string();
+    match (policy, verified) {
+        (EmailVerifiedPolicy::Ignore, _) | (_, Some(true)) => Ok(()),
+        (_, Some(false)) => Err(JitError::UnverifiedEmail(shown())),
+        (EmailVerifiedPolicy::RejectFalse, None) => Ok(()),
+        (EmailVerifiedPolicy::Require, None) => Err(JitError::EmailNotConfirmed(shown())),
+    }
 }
 
 /// What to do with a login.
@@ -160,6 +186,22 @@ mod tests {
         assert_eq!(decide(Some("@example.com"), std::iter::empty()), Err(JitError::InvalidEmail("@example.com".into())));
         assert_eq!(decide(Some("bob@"), std::iter::empty()), Err(JitError::InvalidEmail("bob@".into())));
         assert_eq!(decide(Some("bo b@x.com"), std::iter::empty()), Err(JitError::InvalidEmail("bo b@x.com".into())));
+    }
+
+    #[test]
+    fn email_verified_false_is_refused_unless_ignored() {
+        use EmailVerifiedPolicy::*;
+        let e = Some("alice@example.com");
+        for p in [RejectFalse, Require, Ignore] {
+            assert_eq!(check_email_verified(e, Some(true), p), Ok(()), "{p:?}");
+        }
+        assert_eq!(check_email_verified(e, Some(false), RejectFalse), Err(JitError::UnverifiedEmail("alice@example.com".into())));
+        assert_eq!(check_email_verified(e, Some(false), Require), Err(JitError::UnverifiedEmail("alice@example.com".into())));
+        assert_eq!(check_email_verified(e, Some(false), Ignore), Ok(()));
+        // Without the claim: accepted by default, refused when it is required.
+        assert_eq!(check_email_verified(e, None, RejectFalse), Ok(()));
+        assert_eq!(check_email_verified(e, None, Require), Err(JitError::EmailNotConfirmed("alice@example.com".into())));
+        assert_eq!(check_email_verified(e, None, Ignore), Ok(()));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{BsrConfig, JwksPolicy, NonceCheck, RefreshStrategy, Secret, SsoSettings, Switches};
+pub use config::{BsrConfig, EmailVerifiedPolicy, JwksPolicy, NonceCheck, RefreshStrategy, Secret, SsoSettings, Switches};
 pub use errors::BsrError;
 pub use state::SessionInfo;
 pub use store::{BsrUser, UserState};

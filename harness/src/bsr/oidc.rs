@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::config::{JwksPolicy, Secret, SsoSettings};
 use super::errors::{BsrError, HttpFailure, Step, UpstreamError};
@@ -194,6 +195,15 @@ pub struct Discovery {
     pub userinfo_endpoint: Option<String>,
     pub end_session_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
+    /// RFC 9207 §3: the IdP puts `iss` in every authorization response, so one without it must be refused.
+    /// Okta does not say so (its discovery documents have no such field), so `iss` is checked only when present.
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// OpenID Connect Core §3.1.3.8: base64url of the left half of the SHA-256 of the access token (the hash of
+/// RS256, the only algorithm the stub accepts).
+pub fn at_hash(access_token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16])
 }
 
 /// OpenID Connect Discovery §4: a terminating `/` of the issuer is removed before appending the path.
@@ -227,8 +237,21 @@ pub struct IdClaims {
     pub email: Option<String>,
     pub name: Option<String>,
     pub preferred_username: Option<String>,
+    /// `email_verified`, when the ID token has it (a JSON boolean, or the strings `"true"`/`"false"` some
+    /// IdPs send).
+    pub email_verified: Option<bool>,
     pub iat: i64,
     pub exp: i64,
+}
+
+/// `email_verified` of an ID token or a userinfo answer: a boolean, or `"true"`/`"false"` as a string.
+pub fn email_verified_claim(claims: &Map<String, Value>) -> Option<bool> {
+    match claims.get("email_verified") {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
 }
 
 struct JwksCache {
@@ -311,6 +334,8 @@ impl Provider {
             userinfo_endpoint: field("userinfo_endpoint", false)?,
             end_session_endpoint: field("end_session_endpoint", false)?,
             revocation_endpoint: field("revocation_endpoint", false)?,
+            authorization_response_iss_parameter_supported: doc.get("authorization_response_iss_parameter_supported")
+                == Some(&Value::Bool(true)),
             url: url.clone(),
         };
         Ok(Provider { settings: settings.clone(), discovery, jwks: tokio::sync::Mutex::new(None) })
@@ -386,7 +411,10 @@ impl Provider {
     }
 
     /// Validates an ID token: RS256 signature against the JWKS, `iss`, `aud` (and `azp`), `exp`, `iat`, `nbf`
-    /// with `skew_s` on the harness clock `now_ms`, `nonce`, and `sub` when `expect_sub` is given.
+    /// with `skew_s` on the harness clock `now_ms`, `nonce`, `sub` when `expect_sub` is given, and `at_hash`
+    /// against `access_token` (the access token of the same answer) when both are there: the code flow makes
+    /// the claim optional (OpenID Connect Core §3.1.3.8), but one that does not match means the two tokens
+    /// do not belong together. `access_token: None` skips that check.
     #[allow(clippy::too_many_arguments)]
     pub async fn validate_id_token(
         &self,
@@ -394,6 +422,7 @@ impl Provider {
         token: &str,
         nonce: NonceRule<'_>,
         expect_sub: Option<&str>,
+        access_token: Option<&str>,
         now_ms: i64,
         skew_s: i64,
         policy: JwksPolicy,
@@ -477,11 +506,24 @@ impl Provider {
         {
             return Err(bad(format!("sub {sub:?} is not the subject {want:?} of the signed-in user")));
         }
+        if let Some(at) = access_token {
+            match c.get("at_hash") {
+                None => {}
+                Some(Value::String(h)) if *h == at_hash(at) => {}
+                Some(Value::String(h)) => {
+                    return Err(bad(format!(
+                        "at_hash {h:?} is not the hash of the access token that came with it (OpenID Connect Core §3.1.3.8)"
+                    )));
+                }
+                Some(_) => return Err(bad("at_hash is not a string".into())),
+            }
+        }
         Ok(IdClaims {
             sub,
             email: str_claim("email"),
             name: str_claim("name"),
             preferred_username: str_claim("preferred_username"),
+            email_verified: email_verified_claim(&c),
             iat,
             exp,
         })
@@ -566,6 +608,21 @@ mod tests {
             discovery_url("https://x.okta.com/oauth2/default"),
             "https://x.okta.com/oauth2/default/.well-known/openid-configuration"
         );
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_sha256() {
+        // OpenID Connect Core 1.0, Appendix A.3's access token and at_hash.
+        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+    }
+
+    #[test]
+    fn email_verified_is_a_boolean_or_its_string() {
+        let m = |v: Value| serde_json::from_value::<Map<String, Value>>(serde_json::json!({"email_verified": v})).unwrap();
+        assert_eq!(email_verified_claim(&m(Value::Bool(false))), Some(false));
+        assert_eq!(email_verified_claim(&m(Value::from("true"))), Some(true));
+        assert_eq!(email_verified_claim(&m(Value::from("no"))), None);
+        assert_eq!(email_verified_claim(&Map::new()), None);
     }
 
     #[test]

@@ -198,6 +198,10 @@ async fn callback_inner(
     state: Option<&str>,
     attempt: Option<super::state::Attempt>,
 ) -> Response {
+    // RFC 9207 §2.4 applies to error responses too: one from another issuer says nothing about this sign-in.
+    if let Err(e) = s.check_response_issuer(param(p, "iss")).await {
+        return error_page(&e);
+    }
     if let Some(error) = param(p, "error") {
         return error_page(&BsrError::IdpRedirect {
             error: error.to_string(),

@@ -285,7 +285,10 @@ impl BsrState {
             created_ms: now,
             return_to,
         };
-        let scopes = self.switches.read().scopes.join(" ");
+        let (scopes, pkce) = {
+            let sw = self.switches.read();
+            (sw.scopes.join(" "), sw.pkce)
+        };
         let mut url = url::Url::parse(&provider.discovery.authorization_endpoint).map_err(|e| {
             BsrError::Upstream(super::errors::UpstreamError {
                 step: Step::Discovery,
@@ -296,15 +299,18 @@ impl BsrState {
                 },
             })
         })?;
-        url.query_pairs_mut()
-            .append_pair("client_id", &provider.settings.client_id)
-            .append_pair("response_type", "code")
-            .append_pair("scope", &scopes)
-            .append_pair("redirect_uri", &self.redirect_uri())
-            .append_pair("state", &state)
-            .append_pair("nonce", &attempt.nonce)
-            .append_pair("code_challenge", &pkce_challenge(attempt.verifier.expose()))
-            .append_pair("code_challenge_method", "S256");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &provider.settings.client_id)
+                .append_pair("response_type", "code")
+                .append_pair("scope", &scopes)
+                .append_pair("redirect_uri", &self.redirect_uri())
+                .append_pair("state", &state)
+                .append_pair("nonce", &attempt.nonce);
+            if pkce {
+                q.append_pair("code_challenge", &pkce_challenge(attempt.verifier.expose())).append_pair("code_challenge_method", "S256");
+            }
+        }
         let mut attempts = self.attempts.lock();
         if attempts.len() >= MAX_ATTEMPTS {
             attempts.retain(|_, a| now - a.created_ms <= ATTEMPT_LIFETIME_MS);
@@ -316,6 +322,27 @@ impl BsrState {
         }
         attempts.insert(state.clone(), attempt.clone());
         Ok((url.to_string(), state, attempt))
+    }
+
+    /// RFC 9207 §2.4: an authorization response's `iss`, when present, must be the issuer the request went to
+    /// (a simple string comparison), and it must be present when discovery says the IdP always sends it.
+    /// Otherwise the response is refused before its code is redeemed: the mix-up defence.
+    pub async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), BsrError> {
+        if !self.switches.read().check_iss_param {
+            return Ok(());
+        }
+        let provider = self.provider().await?;
+        let want = &provider.discovery.issuer;
+        match iss {
+            Some(i) if i == want => Ok(()),
+            Some(i) => Err(BsrError::BadCallback(format!(
+                "the authorization response's iss parameter {i:?} is not the issuer {want:?} (RFC 9207 §2.4); the response was refused and its code not redeemed"
+            ))),
+            None if provider.discovery.authorization_response_iss_parameter_supported => Err(BsrError::BadCallback(format!(
+                "the authorization response has no iss parameter, but the discovery document of {want:?} says every response carries one (RFC 9207 §2.4); the response was refused and its code not redeemed"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Takes (consumes) the attempt of a callback's `state`.
@@ -331,18 +358,11 @@ impl BsrState {
         let sw = self.switches();
         bump(&self.counters.code_exchanges);
         let redirect_uri = self.redirect_uri();
-        let tr = provider
-            .token(
-                &self.http,
-                Step::Token,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", code),
-                    ("redirect_uri", &redirect_uri),
-                    ("code_verifier", attempt.verifier.expose()),
-                ],
-            )
-            .await?;
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri.as_str())];
+        if sw.pkce {
+            form.push(("code_verifier", attempt.verifier.expose()));
+        }
+        let tr = provider.token(&self.http, Step::Token, &form).await?;
         let received = self.now_ms();
         let id_token = tr.id_token.clone().ok_or_else(|| {
             BsrError::IdToken(format!(
@@ -356,6 +376,7 @@ impl BsrState {
                 id_token.expose(),
                 NonceRule::Required(&attempt.nonce),
                 None,
+                sw.check_at_hash.then(|| tr.access_token.expose()),
                 received,
                 sw.clock_skew_seconds as i64,
                 sw.jwks,
@@ -364,6 +385,7 @@ impl BsrState {
             .await?;
         let mut email = claims.email.clone();
         let mut name = claims.name.clone();
+        let mut email_verified = claims.email_verified;
         if email.is_none() {
             // Some providers put profile claims only in userinfo; look there before giving up.
             bump(&self.counters.userinfo_requests);
@@ -376,8 +398,14 @@ impl BsrState {
                     )));
                 }
                 email = info.get("email").and_then(|v| v.as_str()).map(str::to_string);
+                email_verified = super::oidc::email_verified_claim(&info);
                 name = name.or_else(|| info.get("name").and_then(|v| v.as_str()).map(str::to_string));
             }
+        }
+        // The email links the login to an account, so an unverified one stops the sign-in before the store
+        // is touched (jit.rs).
+        if email.is_some() {
+            super::jit::check_email_verified(email.as_deref(), email_verified, sw.email_verified).map_err(BsrError::Provisioning)?;
         }
         let (user, created) =
             self.users.lock().provision(email.as_deref(), name.as_deref(), &claims.sub, received).map_err(BsrError::Provisioning)?;
@@ -563,6 +591,7 @@ impl BsrState {
                     idt.expose(),
                     rule,
                     Some(&s.subject),
+                    sw.check_at_hash.then(|| tr.access_token.expose()),
                     received,
                     sw.clock_skew_seconds as i64,
                     sw.jwks,

@@ -6,6 +6,7 @@ pub mod report;
 pub mod runner;
 pub mod verdict;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -49,6 +50,31 @@ pub struct RunArgs {
     /// No progress lines (the failure details, the summary table and the verdict table are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub browser: BrowserArgs,
+}
+
+/// Where browser scenarios' browser runs, and how it reaches the servers each scenario starts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrowserArgs {
+    /// Open browser sessions on this running WebDriver (e.g. a chromedriver sidecar,
+    /// http://chromedriver:9515) instead of starting chromedriver here.
+    #[arg(long, env = "HARNESS_WEBDRIVER_URL", value_name = "URL")]
+    pub webdriver_url: Option<String>,
+    /// The address each scenario's stub BSR (and in-process IdP) listens on; 0.0.0.0 when the browser runs
+    /// on another machine or container.
+    #[arg(long, env = "HARNESS_LISTEN_HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), value_name = "IP")]
+    pub listen_host: IpAddr,
+    /// The host name in those servers' URLs: the pages the browser opens and the redirect URIs registered
+    /// at the IdP (default: the listen host, or 127.0.0.1 when that is 0.0.0.0 or ::).
+    #[arg(long, env = "HARNESS_PUBLIC_HOST", value_name = "HOST")]
+    pub public_host: Option<String>,
+}
+
+impl Default for BrowserArgs {
+    fn default() -> Self {
+        BrowserArgs { webdriver_url: None, listen_host: IpAddr::V4(Ipv4Addr::LOCALHOST), public_host: None }
+    }
 }
 
 fn default_jobs() -> usize {
@@ -119,11 +145,17 @@ pub async fn run_all(
     target: Option<crate::target::TargetFile>,
 ) -> Vec<ScenarioReport> {
     let remote = args.idp_url.is_some() || target.as_ref().is_some_and(|t| t.idp_url.is_some());
+    // An empty value (a compose file's variable left blank) means "not set".
+    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let webdriver_url = given(&args.browser.webdriver_url);
     let opts = Arc::new(RunOptions {
         target,
         idp_url: args.idp_url.clone(),
-        browser_available: on_path("chromedriver") || std::env::var_os("CHROMEDRIVER").is_some(),
+        browser_available: webdriver_url.is_some() || on_path("chromedriver") || std::env::var_os("CHROMEDRIVER").is_some(),
         node_available: on_path("node"),
+        webdriver_url,
+        listen_host: Some(args.browser.listen_host),
+        public_host: given(&args.browser.public_host),
     });
     let jobs = if remote { 1 } else { args.jobs.max(1) };
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
@@ -225,6 +257,12 @@ pub async fn cli_run(args: RunArgs) -> i32 {
             }
         },
     };
+    if !args.browser.listen_host.is_loopback() {
+        eprintln!(
+            "harness: warning: the servers each scenario starts listen on {}, reachable from other machines; they have known test credentials",
+            args.browser.listen_host
+        );
+    }
     let mut reports = run_all(list, &args, !args.quiet, target).await;
     if args.require_all {
         for r in &mut reports {
@@ -287,6 +325,7 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
         json: None,
         html: None,
         quiet: true,
+        browser: BrowserArgs::default(),
     };
     match select(&args) {
         Ok(list) => {

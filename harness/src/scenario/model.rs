@@ -89,6 +89,10 @@ pub struct AppOverride {
     pub groups_claim: Option<bool>,
     #[serde(default)]
     pub grant_types: Option<Vec<String>>,
+    /// Okta's "Require PKCE as additional verification": the IdP refuses an authorize request without an
+    /// S256 code challenge and a code exchange without its verifier (web apps default to false).
+    #[serde(default)]
+    pub pkce_required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -30,6 +30,31 @@ pub struct RunOptions {
     pub node_available: bool,
     /// An external service provider to drive instead of the stub BSR.
     pub target: Option<crate::target::TargetFile>,
+    /// Browser sessions on this running WebDriver instead of a chromedriver started here (`None`: the
+    /// `HARNESS_WEBDRIVER_URL` environment variable, else a local chromedriver).
+    pub webdriver_url: Option<String>,
+    /// The address the scenario's stub BSR and in-process IdP listen on (`None`: 127.0.0.1).
+    pub listen_host: Option<std::net::IpAddr>,
+    /// The host name in their URLs: what the browser opens, the redirect URIs registered at the IdP
+    /// (`None`: the listen host, or 127.0.0.1 when that is 0.0.0.0 or ::).
+    pub public_host: Option<String>,
+}
+
+impl RunOptions {
+    fn listen_ip(&self) -> std::net::IpAddr {
+        self.listen_host.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    }
+
+    /// `http://{public host}:{port}`, the base URL of a server of this run listening on `port`.
+    fn public_base(&self, port: u16) -> String {
+        let host = match &self.public_host {
+            Some(h) => h.clone(),
+            None if self.listen_ip().is_unspecified() => "127.0.0.1".into(),
+            None => self.listen_ip().to_string(),
+        };
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+        format!("http://{host}:{port}")
+    }
 }
 
 /// One HTTP exchange the runner made, for the timeline.
@@ -133,6 +158,8 @@ struct Env {
     /// Chromium, launched on the first browser step; browser actors are tabs of its one profile.
     browser: Option<crate::browser::Browser>,
     tabs: HashMap<String, crate::browser::Tab>,
+    /// Where the browser runs: a running WebDriver, or `None` for [`crate::browser::Browser::launch`].
+    webdriver_url: Option<String>,
 }
 
 const ADMIN: &str = "SSWS mock-admin-token";
@@ -185,6 +212,9 @@ pub fn tenant_for(s: &Scenario) -> Result<TenantConfig, String> {
         }
         if let Some(v) = o.refresh_token_lifetime_seconds {
             app.mock.refresh_token_lifetime_seconds = Some(v);
+        }
+        if let Some(v) = o.pkce_required {
+            app.credentials.oauth_client.pkce_required = Some(v);
         }
         match o.refresh_nonce.as_deref() {
             None => {}
@@ -367,7 +397,8 @@ impl Env {
             return Ok(t.clone());
         }
         if self.browser.is_none() {
-            self.browser = Some(crate::browser::Browser::launch().await.map_err(|e| format!("cannot start Chromium: {e:#}"))?);
+            let b = crate::browser::Browser::launch_with(self.webdriver_url.as_deref()).await;
+            self.browser = Some(b.map_err(|e| format!("cannot start Chromium: {e:#}"))?);
         }
         let b = self.browser.as_ref().ok_or("no browser")?;
         let t = b.new_tab().await.map_err(|e| format!("cannot open a tab: {e:#}"))?;
@@ -831,7 +862,9 @@ pub async fn run(loaded: &super::load::Loaded, opts: &RunOptions) -> ScenarioRep
     let uses_browser = s.requires.iter().any(|r| r == "browser")
         || s.steps.iter().any(|st| matches!(&st.action, Action::SignIn(si) if si.via.as_deref() == Some("browser")));
     if uses_browser && !opts.browser_available {
-        report.outcome = Outcome::Skipped { reason: "needs Chromium and chromedriver, which are not installed".into() };
+        report.outcome = Outcome::Skipped {
+            reason: "needs Chromium and chromedriver, which are not installed (or give --webdriver-url for a running WebDriver)".into(),
+        };
         return report;
     }
     if s.requires.iter().any(|r| r == "node") && !opts.node_available {
@@ -922,10 +955,25 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
             }
             (base, None)
         }
-        None => match MockIdp::start(Options { config: cfg.clone(), ..Options::default() }).await {
-            Ok(i) => (i.base_url().to_string(), Some(i)),
-            Err(e) => return (Outcome::Failed { step: None, message: format!("mock-idp did not start: {e}") }, None),
-        },
+        None => {
+            // On the run's listen address; its issuer names the public host, so a browser elsewhere reaches it.
+            let listener = match tokio::net::TcpListener::bind((opts.listen_ip(), 0)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    return (Outcome::Failed { step: None, message: format!("mock-idp cannot listen on {}: {e}", opts.listen_ip()) }, None);
+                }
+            };
+            let mut config = cfg.clone();
+            if config.base_url.is_none()
+                && let Ok(a) = listener.local_addr()
+            {
+                config.base_url = Some(opts.public_base(a.port()));
+            }
+            match MockIdp::serve(listener, Options { config, ..Options::default() }).await {
+                Ok(i) => (i.base_url().to_string(), Some(i)),
+                Err(e) => return (Outcome::Failed { step: None, message: format!("mock-idp did not start: {e}") }, None),
+            }
+        }
     };
     let sp_clock = Clock::test_default();
     let mut env = Env {
@@ -945,6 +993,7 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
         remote_now: std::sync::atomic::AtomicI64::new(0),
         browser: None,
         tabs: HashMap::new(),
+        webdriver_url: opts.webdriver_url.clone(),
     };
     if env.local_idp.is_none()
         && let Ok(v) = env.control_get("/_mock/clock").await
@@ -965,7 +1014,20 @@ async fn run_inner(s: &Scenario, opts: &RunOptions, report: &mut ScenarioReport)
     if !s.bsr.unconfigured {
         bcfg.sso = Some(SsoSettings::new(env.resolve_issuer(&s.bsr.issuer), "bsr-local", "bsr-local-secret"));
     }
-    let bsr = match crate::bsr::StubBsr::start(bcfg).await {
+    // On the run's listen address, with URLs (its pages, its redirect URIs) on the public host.
+    let listener = match tokio::net::TcpListener::bind((opts.listen_ip(), 0)).await {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                Outcome::Failed { step: None, message: format!("the stub BSR cannot listen on {}: {e}", opts.listen_ip()) },
+                Some(env),
+            );
+        }
+    };
+    if let Ok(a) = listener.local_addr() {
+        bcfg.public_url = Some(opts.public_base(a.port()));
+    }
+    let bsr = match crate::bsr::StubBsr::serve(listener, bcfg).await {
         Ok(b) => b,
         Err(e) => return (Outcome::Failed { step: None, message: format!("the stub BSR did not start: {e}") }, Some(env)),
     };
@@ -1504,4 +1566,26 @@ async fn configure_sso(env: &mut Env, c: &ConfigureSso) -> Result<Resp, String> 
     let body = r.text().await.unwrap_or_default();
     env.http.push(HttpRecord { step: env.step, actor: "admin".into(), method: "POST".into(), url: url.clone(), status, idp_time_ms: t });
     Ok(Resp { status, headers, body, url })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunOptions;
+
+    #[test]
+    fn servers_are_named_by_the_public_host_or_else_the_listen_host() {
+        let with = |listen: Option<&str>, public: Option<&str>| RunOptions {
+            listen_host: listen.map(|l| l.parse().unwrap()),
+            public_host: public.map(str::to_string),
+            ..RunOptions::default()
+        };
+        assert_eq!(with(None, None).public_base(3000), "http://127.0.0.1:3000");
+        assert_eq!(with(Some("0.0.0.0"), None).public_base(3000), "http://127.0.0.1:3000");
+        assert_eq!(with(Some("::"), None).public_base(3000), "http://127.0.0.1:3000");
+        assert_eq!(with(Some("10.1.2.3"), None).public_base(3000), "http://10.1.2.3:3000");
+        assert_eq!(with(Some("::1"), None).public_base(3000), "http://[::1]:3000");
+        assert_eq!(with(Some("0.0.0.0"), Some("runner")).public_base(41234), "http://runner:41234");
+        assert_eq!(with(None, Some("fd00::2")).public_base(80), "http://[fd00::2]:80");
+        assert_eq!(with(None, None).listen_ip().to_string(), "127.0.0.1");
+    }
 }

@@ -206,6 +206,9 @@ pub const TAMPERED_AUDIENCE: &str = "mock-idp-other-audience";
 pub const TAMPERED_NONCE: &str = "mock-idp-tampered-nonce";
 /// The `state` of a `wrong_state` redirect.
 pub const TAMPERED_STATE: &str = "mock-idp-tampered-state";
+/// The PKCE verifier of the transaction an `injected_code` belongs to (the attacker's): its S256 challenge
+/// is bound to the code, so only this verifier redeems it.
+pub const INJECTED_CODE_VERIFIER: &str = "mock-idp-injected-code-verifier-of-another-transaction";
 /// How far `expired` and `iat_in_future` move the claim: an hour, beyond any sensible clock skew.
 pub const TAMPER_SHIFT_S: i64 = 3600;
 
@@ -217,6 +220,11 @@ pub enum AuthorizeDefect {
     WrongState,
     /// An RFC 9207 `iss` parameter that is not the issuer ([`TAMPERED_ISSUER`]).
     WrongIssParam,
+    /// The code belongs to another authorization request of the same client, user and redirect URI, as an
+    /// attacker's code injected into this response would (RFC 9700 §4.5): its PKCE challenge is the one of
+    /// [`INJECTED_CODE_VERIFIER`] and its nonce [`TAMPERED_NONCE`], each only if the client sent one, so a
+    /// client that uses neither redeems it as its own.
+    InjectedCode,
 }
 
 impl AuthorizeDefect {
@@ -224,6 +232,7 @@ impl AuthorizeDefect {
         match self {
             AuthorizeDefect::WrongState => "wrong_state",
             AuthorizeDefect::WrongIssParam => "wrong_iss_param",
+            AuthorizeDefect::InjectedCode => "injected_code",
         }
     }
 
@@ -231,6 +240,7 @@ impl AuthorizeDefect {
         match self {
             AuthorizeDefect::WrongState => "tamper_authorize:wrong_state",
             AuthorizeDefect::WrongIssParam => "tamper_authorize:wrong_iss_param",
+            AuthorizeDefect::InjectedCode => "tamper_authorize:injected_code",
         }
     }
 }
@@ -549,6 +559,10 @@ mod tests {
             serde_json::from_value(json!({"endpoint": "authorize", "action": {"tamper_authorize": "wrong_iss_param"}})).unwrap();
         assert_eq!(a.action, Action::TamperAuthorize(AuthorizeDefect::WrongIssParam));
         assert_eq!(a.action.name(), "tamper_authorize:wrong_iss_param");
+        let a: RuleSpec =
+            serde_json::from_value(json!({"endpoint": "authorize", "action": {"tamper_authorize": "injected_code"}})).unwrap();
+        assert_eq!(a.action, Action::TamperAuthorize(AuthorizeDefect::InjectedCode));
+        assert_eq!(a.action.name(), "tamper_authorize:injected_code");
         assert!(serde_json::from_value::<RuleSpec>(json!({"endpoint": "token", "action": {"tamper_id_token": "wrong"}})).is_err());
 
         let bad = |v: Value| serde_json::from_value::<RuleSpec>(v).unwrap().validate().unwrap_err();

@@ -188,6 +188,21 @@ impl Tenant {
     }
 
     /// Issues a code for an authenticated user, or the redirect error Okta gives (not assigned, inactive).
+    /// Mock-only (`tamper_authorize: injected_code`): makes an issued code one of another authorization
+    /// request of the same client, user and redirect URI, as an attacker's code injected into this response
+    /// would be. Its PKCE challenge becomes the one of [`super::faults::INJECTED_CODE_VERIFIER`] and its
+    /// nonce [`super::faults::TAMPERED_NONCE`], each only if the request had one.
+    pub fn rebind_code_to_another_request(&mut self, code: &str) {
+        if let Some(c) = self.codes.get_mut(&ids::token_hash(code)) {
+            if c.code_challenge.is_some() {
+                c.code_challenge = Some(URL_SAFE_NO_PAD.encode(Sha256::digest(super::faults::INJECTED_CODE_VERIFIER.as_bytes())));
+            }
+            if c.nonce.is_some() {
+                c.nonce = Some(super::faults::TAMPERED_NONCE.to_string());
+            }
+        }
+    }
+
     pub fn complete_authorize(&mut self, req: &AuthorizeRequest, session: &Session, now: Millis) -> Result<String, AuthorizeError> {
         let prefix = req.server.event_prefix();
         let fail = |t: &mut Tenant, error: OAuthError| {

@@ -62,7 +62,10 @@ fn respond(redirect_uri: &str, mode: ResponseMode, pairs: &[(&str, &str)]) -> Re
 
 fn success(req: &AuthorizeRequest, code: &str, defect: Option<AuthorizeDefect>) -> Response {
     match defect {
-        None => respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", &req.state)]),
+        // An injected code looks like any other; the difference is in what it is bound to.
+        None | Some(AuthorizeDefect::InjectedCode) => {
+            respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", &req.state)])
+        }
         Some(AuthorizeDefect::WrongState) => respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", TAMPERED_STATE)]),
         Some(AuthorizeDefect::WrongIssParam) => {
             respond(&req.redirect_uri, req.response_mode, &[("code", code), ("state", &req.state), ("iss", TAMPERED_ISSUER)])
@@ -81,7 +84,12 @@ fn finish(s: &Shared, t: &mut Tenant, req: &AuthorizeRequest, session: &Session,
                 .lock()
                 .take_tamper(Endpoint::Authorize, None, Some(&req.client_id), |a| matches!(a, Action::TamperAuthorize(_)));
             match applied.map(|a| (a.action.name(), a.action)) {
-                Some((label, Action::TamperAuthorize(d))) => with_tamper(success(req, &code, Some(d)), label),
+                Some((label, Action::TamperAuthorize(d))) => {
+                    if d == AuthorizeDefect::InjectedCode {
+                        t.rebind_code_to_another_request(&code);
+                    }
+                    with_tamper(success(req, &code, Some(d)), label)
+                }
                 _ => success(req, &code, None),
             }
         }
