@@ -511,11 +511,27 @@ async fn fault_rules_are_validated_with_okta_errors() {
         r#"{"endpoint": "token"}"#,
         r#"{"endpoint": "token", "action": "explode"}"#,
         r#"{"endpoint": "token", "action": "drop_after_commit", "extra": 1}"#,
-        "[1]",
-        "{",
     ] {
         let r = post(body).await;
         assert_eq!((r.status.as_u16(), r.json()["errorCode"].as_str()), (400, Some("E0000001")), "{body}: {}", r.body);
+    }
+    // A body that is not one JSON object is E0000003, as the Conventions table says.
+    for (body, cause) in [
+        ("{", "EOF while parsing an object"),
+        ("endpoint=token", "expected value"),
+        (r#"{"endpoint": "token", "action": "drop_after_commit"} x"#, "trailing characters"),
+        ("[1]", "the body must be a JSON object"),
+        ("null", "the body must be a JSON object"),
+    ] {
+        let r = post(body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        let b = r.json();
+        assert_eq!(
+            b,
+            json!({"errorCode": "E0000003", "errorSummary": "The request body was not well-formed.", "errorLink": "E0000003",
+                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
+            "{body}"
+        );
     }
     assert_eq!(c.get("/_mock/faults").await.json(), json!([]));
     let missing = c.get("/_mock/faults/flt_9").await;

@@ -382,6 +382,7 @@ const JSON_ROUTES: &[(&str, &str)] = &[
     ("POST", "/_mock/clock"),
     ("POST", "/_mock/faults"),
     ("POST", "/_mock/keys/rotate"),
+    ("PUT", "/_mock/rate-limits"),
 ];
 
 proptest! {
@@ -410,6 +411,10 @@ proptest! {
             }
             if path == "/_mock/clock" {
                 l.idp.clock().set_ms(T0 * 1000);
+            }
+            // Limits that took would refuse later requests: turn them off again.
+            if path == "/_mock/rate-limits" && status == 200 {
+                l.send(reqwest::Method::PUT, "/_mock/rate-limits", &[], vec![]);
             }
             Ok(())
         })?;

@@ -1693,7 +1693,78 @@ async fn clock_rejects_a_bad_timestamp_and_non_json() {
     let r = c.post_json("/_mock/clock", &json!({"set": "yesterday"})).await;
     assert_api_error(&r, 400, "E0000001", "Api validation failed", &["set: not an RFC 3339 timestamp: yesterday"]);
     let r = Reply::from(c.http.post(c.url("/_mock/clock")).body("advance=1").send().await.unwrap()).await;
-    assert_eq!((r.status, &r.json()["errorCode"]), (StatusCode::BAD_REQUEST, &json!("E0000001")));
+    assert_api_error(&r, 400, "E0000003", "The request body was not well-formed.", &["expected value"]);
+    assert_eq!(c.clock().await["now"], "2030-01-01T00:00:00.000Z", "nothing changed");
+}
+
+/// The `/_mock/*` controls read bodies by the Conventions table of docs/management-api.md, as `/api/v1`
+/// does: not JSON (or more after it) is E0000003, JSON that is not an object too; an object with a wrong
+/// field is E0000001 naming it; the option-less controls take no body, an empty one, or `{}`.
+#[tokio::test]
+async fn mock_controls_answer_malformed_bodies_as_the_conventions_say() {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let send = async |path: &str, body: Option<&str>| {
+        let mut rb = c.http.post(c.url(path));
+        if let Some(b) = body {
+            rb = rb.header("content-type", "application/json").body(b.to_string());
+        }
+        Reply::from(rb.send().await.unwrap()).await
+    };
+    let id = {
+        let r = c.post_json("/_mock/faults", &json!({"endpoint": "keys", "action": {"hold": {"until_waiting": 2}}})).await;
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    let release = format!("/_mock/faults/{id}/release");
+    let paths = ["/_mock/clock", "/_mock/reset", "/_mock/keys/rotate", release.as_str(), "/_mock/faults"];
+    for path in paths {
+        for (body, cause) in [
+            ("nope", "expected ident"),
+            ("advance_seconds=5", "expected value"),
+            ("{", "EOF while parsing an object"),
+            ("{} trailing", "trailing characters"),
+            ("{}{}", "trailing characters"),
+            ("[]", "the body must be a JSON object"),
+            ("[1]", "the body must be a JSON object"),
+            ("null", "the body must be a JSON object"),
+            ("true", "the body must be a JSON object"),
+        ] {
+            let r = send(path, Some(body)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path} {body}: {}", r.body);
+            assert_api_error(&r, 400, "E0000003", "The request body was not well-formed.", &[cause]);
+        }
+    }
+    // Well-formed objects with a wrong field or type: E0000001, the cause naming the field.
+    for (path, body, cause) in [
+        ("/_mock/clock", r#"{"advance_seconds": "soon"}"#, "advance_seconds: invalid type: string \"soon\", expected f64"),
+        ("/_mock/reset", r#"{"tenants": {}}"#, "tenants: unknown field `tenants`, expected `tenant`"),
+        ("/_mock/reset", r#"{"tenant": {"users": 5}}"#, "tenant.users: invalid type: integer `5`, expected a sequence"),
+        (
+            "/_mock/reset",
+            r#"{"tenant": {"trusted_origins": [{"name": "x", "origin": "http://127.0.0.1:4300/app", "scopes": ["CORS"]}]}}"#,
+            "tenant.trusted_origins[0].origin: \"http://127.0.0.1:4300/app\" is not an origin: write it as http://127.0.0.1:4300 \
+             (no path, query or trailing slash)",
+        ),
+        (
+            "/_mock/keys/rotate",
+            r#"{"sign_with_new_key_at_once": "yes"}"#,
+            "sign_with_new_key_at_once: invalid type: string \"yes\", expected a boolean",
+        ),
+    ] {
+        assert_api_error(&send(path, Some(body)).await, 400, "E0000001", "Api validation failed", &[cause]);
+    }
+    assert_eq!(c.clock().await["now"], "2030-01-01T00:00:00.000Z", "nothing changed");
+    assert_eq!(c.get("/_mock/faults").await.json().as_array().map(Vec::len), Some(1), "nothing changed");
+    // Option-less controls: no body, an empty body, whitespace, or `{}`.
+    let bodies = [None, Some(""), Some(" \n"), Some("{}")];
+    for body in bodies {
+        let r = send(&release, body).await;
+        assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"released": 0})), "{body:?}");
+    }
+    for body in bodies {
+        let r = send("/_mock/reset", body).await;
+        assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"reset": true})), "{body:?}");
+    }
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use tests::*;
 
 const RATE_LIMITED: &str = "API call exceeded rate limit due to too many requests.";
+/// What a limit must be, as the errors say it.
+const WHOLE: &str = "expected a whole number of requests per minute (1–1000000)";
 const SVC: Auth<'static> = Auth::Basic("svc-local", "svc-local-secret");
 
 fn with_limits(f: impl FnOnce(&mut RateLimits)) -> TenantConfig {
@@ -238,7 +240,14 @@ async fn limits_change_at_run_time_and_reset_restores_the_tenant_s() {
     };
     for (body, cause) in [
         (r#"{"keys": 0}"#, "keys: must be between 1 and 1000000 requests per minute, got 0".to_string()),
-        (r#"{"keys": "many"}"#, "keys: invalid type: string \"many\", expected i64".to_string()),
+        (r#"{"keys": "many"}"#, format!("keys: invalid type: string \"many\", {WHOLE}")),
+        (r#"{"keys": 2.5}"#, format!("keys: invalid type: floating point `2.5`, {WHOLE}")),
+        (r#"{"keys": [5]}"#, format!("keys: invalid type: sequence, {WHOLE}")),
+        (r#"{"keys": 1e30}"#, "keys: must be between 1 and 1000000 requests per minute, got 1000000000000000000000000000000".to_string()),
+        (
+            r#"{"keys": 99999999999999999999}"#,
+            "keys: must be between 1 and 1000000 requests per minute, got 100000000000000000000".to_string(),
+        ),
         (
             r#"{"tokens": 5}"#,
             format!(
@@ -257,6 +266,30 @@ async fn limits_change_at_run_time_and_reset_restores_the_tenant_s() {
             "{body}"
         );
     }
+    // A body that is not one JSON object is Okta's E0000003, as on /api/v1: trailing text is not ignored, and
+    // an array is not read by position (`[1]` is not `{"authorize": 1}`, `[]` does not turn every limit off).
+    for (body, cause) in [
+        (r#"{"keys": 5} trailing"#, "trailing characters"),
+        (r#"{"keys": 5}{}"#, "trailing characters"),
+        (r#"{"keys": 5"#, "EOF while parsing an object"),
+        ("keys=5", "expected value"),
+        ("nope", "expected ident"),
+        ("[1]", "the body must be a JSON object"),
+        ("[]", "the body must be a JSON object"),
+        ("null", "the body must be a JSON object"),
+        ("5", "the body must be a JSON object"),
+        (r#""keys""#, "the body must be a JSON object"),
+    ] {
+        let r = put(body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        let b = r.json();
+        assert_eq!(
+            b,
+            json!({"errorCode": "E0000003", "errorSummary": "The request body was not well-formed.", "errorLink": "E0000003",
+                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
+            "{body}"
+        );
+    }
     assert_eq!(admin.rate_limits().await.unwrap(), RateLimits { keys: Some(2), ..Default::default() });
     // `{}` (or no body) turns every limit off.
     let r = put("").await;
@@ -270,12 +303,24 @@ async fn limits_change_at_run_time_and_reset_restores_the_tenant_s() {
     assert_eq!(c.authn_raw(ALICE, PASSWORD).await.0, StatusCode::OK);
     let (s, b) = c.authn_raw(ALICE, PASSWORD).await;
     assert_eq!((s, b["errorCode"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("E0000047")));
-    let bad = c.post_json("/_mock/reset", &json!({"tenant": {"rate_limits": {"authn": -1}}})).await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        bad.json()["errorCauses"],
-        json!([{"errorSummary": "tenant.rate_limits.authn: must be between 1 and 1000000 requests per minute, got -1"}])
-    );
+    for (limits, cause) in [
+        (json!({"authn": -1}), "tenant.rate_limits.authn: must be between 1 and 1000000 requests per minute, got -1".to_string()),
+        (json!({"authn": "5"}), format!("tenant.rate_limits.authn: invalid type: string \"5\", {WHOLE}")),
+        (json!([5]), "tenant.rate_limits: invalid type: sequence, expected an object of bucket: limit".to_string()),
+        (json!(null), "tenant.rate_limits: invalid type: null, expected an object of bucket: limit".to_string()),
+    ] {
+        let bad = c.post_json("/_mock/reset", &json!({"tenant": {"rate_limits": limits}})).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{limits}");
+        let b = bad.json();
+        assert_eq!(
+            b,
+            json!({"errorCode": "E0000001", "errorSummary": "Api validation failed", "errorLink": "E0000001",
+                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
+            "{limits}"
+        );
+    }
+    // Nothing changed: authn is still used up.
+    assert_eq!(c.authn_raw(ALICE, PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
     admin.reset().await.unwrap();
     assert_eq!(admin.rate_limits().await.unwrap(), RateLimits::default());
     assert_eq!(c.authn_raw(ALICE, PASSWORD).await.0, StatusCode::OK);

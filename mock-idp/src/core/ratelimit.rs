@@ -19,7 +19,10 @@
 //! sent once per rate-limit period).
 
 use std::collections::HashMap;
+use std::fmt;
 
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::faults::Endpoint;
@@ -57,15 +60,32 @@ macro_rules! buckets {
         }
 
         /// The tenant's `rate_limits:` section and the body of `/_mock/rate-limits`: requests per minute per
-        /// bucket. A bucket left out (or `null`) is not enforced.
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        /// bucket. A bucket left out (or `null`) is not enforced. Only an object (a YAML mapping) is read: an
+        /// array is not taken by position.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
         pub struct RateLimits {
             $(
                 $(#[$doc])*
-                #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "per_minute")]
+                #[serde(skip_serializing_if = "Option::is_none")]
                 pub $name: Option<u32>,
             )*
+        }
+
+        /// The fields of [`RateLimits`] as read from an object ([`RateLimits`]'s `Deserialize` lets nothing
+        /// else in).
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RateLimitFields {
+            $(
+                #[serde(default, deserialize_with = "per_minute")]
+                $name: Option<u32>,
+            )*
+        }
+
+        impl From<RateLimitFields> for RateLimits {
+            fn from(f: RateLimitFields) -> Self {
+                RateLimits { $($name: f.$name),* }
+            }
         }
 
         impl RateLimits {
@@ -97,7 +117,8 @@ buckets! {
     Authn = authn;
     /// The hosted sign-in page.
     Login = login;
-    /// The management API: the paths no group below covers, and every group without a limit of its own.
+    /// The management API: the `/api/v1` paths no group below covers (not `/api/v1/authn`, which is
+    /// `authn`), and every `api_*` group below without a limit of its own.
     Api = api;
     /// `/api/v1/users…`.
     ApiUsers = api_users;
@@ -111,13 +132,76 @@ buckets! {
     ApiLogs = api_logs;
 }
 
-/// A limit is a whole number of requests per minute, 1 to [`MAX_PER_MINUTE`]; `null` means none.
-fn per_minute<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    match Option::<i64>::deserialize(d)? {
-        None => Ok(None),
-        Some(n) if (1..=MAX_PER_MINUTE as i64).contains(&n) => Ok(Some(n as u32)),
-        Some(n) => Err(serde::de::Error::custom(format!("must be between 1 and {MAX_PER_MINUTE} requests per minute, got {n}"))),
+/// What a `rate_limits` value must be, in the words of the errors: `invalid type: sequence, expected an
+/// object of bucket: limit`.
+const LIMITS_EXPECTED: &str = "an object of bucket: limit";
+
+impl<'de> Deserialize<'de> for RateLimits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Limits;
+        impl<'de> Visitor<'de> for Limits {
+            type Value = RateLimits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(LIMITS_EXPECTED)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RateLimits, A::Error> {
+                RateLimitFields::deserialize(MapAccessDeserializer::new(map)).map(RateLimits::from)
+            }
+        }
+        d.deserialize_map(Limits)
     }
+}
+
+/// A limit is a whole number of requests per minute, 1 to [`MAX_PER_MINUTE`]; `null` means none. The errors
+/// say so in words, not in Rust types: ``invalid type: string "600", expected a whole number of requests per
+/// minute (1–1000000)``, `must be between 1 and 1000000 requests per minute, got 0`.
+fn per_minute<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct PerMinute;
+    fn in_range<E: de::Error, N: Copy + fmt::Display + TryInto<u32>>(n: N) -> Result<Option<u32>, E> {
+        match n.try_into() {
+            Ok(m) if (1..=MAX_PER_MINUTE).contains(&m) => Ok(Some(m)),
+            _ => Err(E::custom(format!("must be between 1 and {MAX_PER_MINUTE} requests per minute, got {n}"))),
+        }
+    }
+    impl<'de> Visitor<'de> for PerMinute {
+        type Value = Option<u32>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a whole number of requests per minute (1–{MAX_PER_MINUTE})")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<u32>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<u32>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Option<u32>, E> {
+            in_range(n)
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Option<u32>, E> {
+            in_range(n)
+        }
+        fn visit_i128<E: de::Error>(self, n: i128) -> Result<Option<u32>, E> {
+            in_range(n)
+        }
+        fn visit_u128<E: de::Error>(self, n: u128) -> Result<Option<u32>, E> {
+            in_range(n)
+        }
+        /// `600.0` is a whole number too (and serde_json reads integers past u64 as floats); `1.5` is not.
+        fn visit_f64<E: de::Error>(self, x: f64) -> Result<Option<u32>, E> {
+            if !x.is_finite() || x.fract() != 0.0 {
+                return Err(E::invalid_type(Unexpected::Float(x), &self));
+            }
+            if (1.0..=f64::from(MAX_PER_MINUTE)).contains(&x) {
+                Ok(Some(x as u32))
+            } else {
+                Err(E::custom(format!("must be between 1 and {MAX_PER_MINUTE} requests per minute, got {x}")))
+            }
+        }
+    }
+    d.deserialize_option(PerMinute)
 }
 
 impl RateLimits {
@@ -478,5 +562,73 @@ mod tests {
         for b in Bucket::ALL {
             assert_eq!(serde_json::to_value(b).unwrap(), serde_json::json!(b.as_str()));
         }
+    }
+
+    /// The errors speak of requests per minute and objects, never of `i64`, `u128` or `struct RateLimits`.
+    #[test]
+    fn limit_errors_are_in_words() {
+        let err = |v: serde_json::Value| serde_json::from_value::<RateLimits>(v).unwrap_err().to_string();
+        let whole = "expected a whole number of requests per minute (1–1000000)";
+        assert_eq!(err(serde_json::json!({"token": "600"})), format!("invalid type: string \"600\", {whole}"));
+        assert_eq!(err(serde_json::json!({"token": 1.5})), format!("invalid type: floating point `1.5`, {whole}"));
+        assert_eq!(err(serde_json::json!({"token": true})), format!("invalid type: boolean `true`, {whole}"));
+        assert_eq!(err(serde_json::json!({"token": [1]})), format!("invalid type: sequence, {whole}"));
+        assert_eq!(err(serde_json::json!({"token": -3})), "must be between 1 and 1000000 requests per minute, got -3");
+        assert_eq!(err(serde_json::json!({"token": 1e20})), "must be between 1 and 1000000 requests per minute, got 100000000000000000000");
+        assert_eq!(err(serde_json::json!({"token": 1_000_001})), "must be between 1 and 1000000 requests per minute, got 1000001");
+        assert_eq!(err(serde_json::json!([1])), "invalid type: sequence, expected an object of bucket: limit");
+        assert_eq!(err(serde_json::json!([])), "invalid type: sequence, expected an object of bucket: limit");
+        assert_eq!(err(serde_json::json!(null)), "invalid type: null, expected an object of bucket: limit");
+        assert_eq!(err(serde_json::json!("token")), "invalid type: string \"token\", expected an object of bucket: limit");
+        // A whole float is a whole number; the bounds are in.
+        let l: RateLimits = serde_json::from_value(serde_json::json!({"token": 600.0, "keys": 1, "authn": 1_000_000})).unwrap();
+        assert_eq!((l.token, l.keys, l.authn), (Some(600), Some(1), Some(1_000_000)));
+        let yaml = |src: &str| serde_yaml::from_str::<RateLimits>(src).unwrap_err().to_string();
+        assert_eq!(yaml("token: \"600\""), format!("token: invalid type: string \"600\", {whole} at line 1 column 8"));
+        assert_eq!(
+            yaml("token: 340282366920938463463374607431768211455"),
+            "token: must be between 1 and 1000000 requests per minute, got 340282366920938463463374607431768211455 at line 1 column 8"
+        );
+        assert_eq!(yaml("[1]"), "invalid type: sequence, expected an object of bucket: limit");
+        assert_eq!(serde_yaml::from_str::<RateLimits>("{token: ~, keys: 7}").unwrap(), RateLimits { keys: Some(7), ..Default::default() });
+    }
+
+    /// In the tenant file the errors keep file, line, column and field.
+    #[test]
+    fn limit_errors_in_the_tenant_file_are_located() {
+        let cases = [
+            (
+                "rate_limits:\n  token: \"600\"\n",
+                "  token: \"600\"",
+                3,
+                "rate_limits.token",
+                "invalid type: string \"600\", expected a whole number of requests per minute (1–1000000)",
+            ),
+            (
+                "rate_limits:\n  token: 99999999999999999999999\n",
+                "  token: 99999999999999999999999",
+                3,
+                "rate_limits.token",
+                "must be between 1 and 1000000 requests per minute, got 99999999999999999999999",
+            ),
+            ("rate_limits: [600]\n", "rate_limits: [600]", 1, "rate_limits", "invalid type: sequence, expected an object of bucket: limit"),
+            (
+                "rate_limits: 600\n",
+                "rate_limits: 600",
+                1,
+                "rate_limits",
+                "invalid type: integer `600`, expected an object of bucket: limit",
+            ),
+        ];
+        for (tail, line, column, field, message) in cases {
+            let src = format!("{}\n{tail}", crate::config::DEFAULT_TENANT_YAML);
+            let e = crate::config::TenantConfig::parse(&src, "t.yaml").unwrap_err();
+            let at = src.lines().position(|l| l == line).unwrap() + 1;
+            assert_eq!((e.line, e.column, e.field.as_str(), e.message.as_str()), (Some(at), Some(column), field, message), "{tail}");
+            assert_eq!(e.to_string(), format!("t.yaml:{at}:{column}: field `{field}`: {message}"));
+        }
+        // `rate_limits:` with nothing under it is no limits.
+        let src = format!("{}\nrate_limits:\n", crate::config::DEFAULT_TENANT_YAML);
+        assert!(crate::config::TenantConfig::parse(&src, "t.yaml").unwrap().rate_limits.is_empty());
     }
 }

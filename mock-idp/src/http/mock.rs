@@ -6,10 +6,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::json;
 
 use super::Shared;
 use super::errors::ApiError;
+use super::mgmt::malformed;
 use crate::clock::{parse_rfc3339, rfc3339};
 
 fn clock_json(s: &Shared) -> Response {
@@ -31,14 +33,32 @@ struct ClockChange {
     offset_seconds: Option<f64>,
 }
 
-/// Parses an optional JSON body: empty and `{}` mean "no options".
-pub fn optional_json<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+/// Parses the optional JSON body of a `/_mock/*` control: no body (or only whitespace) and `{}` mean "no
+/// options". The rest follows the Conventions of docs/management-api.md: a body that is not JSON (or has
+/// anything after its JSON value) is E0000003 `The request body was not well-formed.`, and so is JSON that is
+/// not an object (`[]`, `null`, `5`: cause `the body must be a JSON object`, as `/api/v1` answers); an object
+/// with unknown fields or wrong types is E0000001 `Api validation failed`, its cause naming the field.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    control_body(body, "Api validation failed")
+}
+
+/// [`optional_json`] with the E0000001 summary of the caller (`Api validation failed: rate_limits`).
+pub fn control_body<T: DeserializeOwned + Default>(body: &[u8], summary: &str) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        ApiError::validation(vec![msg.split(" at line").next().unwrap_or(&msg).to_string()])
+    // One well-formed JSON value and nothing after it (`from_slice` checks the end), …
+    serde_json::from_slice::<IgnoredAny>(body).map_err(malformed)?;
+    // … which is an object: an array must not be read by position, nor `null` as "no options".
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(malformed("the body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let msg = msg.split(" at line").next().unwrap_or(&msg);
+        let cause = if path.is_empty() || path == "." { msg.to_string() } else { format!("{path}: {msg}") };
+        ApiError { status: 400, code: "E0000001", summary: summary.into(), causes: vec![cause] }
     })
 }
 
@@ -101,8 +121,10 @@ pub async fn reset(State(s): State<Shared>, body: Bytes) -> Response {
                 Ok(c) => c,
                 Err(e) => return ApiError::validation(vec![format!("tenant.{}: {}", e.path(), e.inner())]).into_response(),
             };
+            // Named from the body as the parse errors are: `tenant.trusted_origins[0].origin: …`.
             if let Err(e) = c.check("tenant") {
-                return ApiError::validation(vec![format!("{}: {}", e.field, e.message)]).into_response();
+                let field = if e.field.is_empty() { "tenant".to_string() } else { format!("tenant.{}", e.field) };
+                return ApiError::validation(vec![format!("{field}: {}", e.message)]).into_response();
             }
             c
         }

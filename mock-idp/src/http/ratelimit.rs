@@ -15,6 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use super::errors::ApiError;
+use super::mock::control_body;
 use super::{Shared, html};
 use crate::core::errors::RATE_LIMITED;
 use crate::core::faults::Endpoint;
@@ -58,20 +59,10 @@ pub async fn get_limits(State(s): State<Shared>) -> Response {
 }
 
 /// `PUT /_mock/rate-limits`: replaces every limit (`{}` or no body turns them all off); the counts of the
-/// current windows are kept. Answers the limits in force.
+/// current windows are kept. Answers the limits in force. A body that is not one JSON object is E0000003 and
+/// changes nothing; a bad bucket or limit is E0000001 naming it.
 pub async fn put_limits(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let limits: RateLimits = if body.iter().all(u8::is_ascii_whitespace) {
-        RateLimits::default()
-    } else {
-        let mut de = serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let msg = e.into_inner().to_string();
-            let msg = msg.split(" at line").next().unwrap_or(&msg).to_string();
-            let cause = if path.is_empty() || path == "." { msg } else { format!("{path}: {msg}") };
-            ApiError { status: 400, code: "E0000001", summary: "Api validation failed: rate_limits".into(), causes: vec![cause] }
-        })?
-    };
+    let limits: RateLimits = control_body(&body, "Api validation failed: rate_limits")?;
     s.tenant.lock().set_rate_limits(limits);
     Ok(Json(limits).into_response())
 }
