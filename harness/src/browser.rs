@@ -152,13 +152,18 @@ impl WdAddr {
 
     /// A remote WebDriver's URL: plain `http://host:port[/prefix]` (fantoccini here speaks no TLS).
     fn parse(url: &str) -> anyhow::Result<WdAddr> {
-        let u = url::Url::parse(url).with_context(|| format!("{WEBDRIVER_URL_ENV} / --webdriver-url {url:?} is not a URL"))?;
-        if u.scheme() != "http" {
-            bail!("the WebDriver URL {url} must be http://host:port (a chromedriver, e.g. http://chromedriver:9515)");
+        let bad = |why: String| {
+            anyhow!("--webdriver-url / {WEBDRIVER_URL_ENV} {url:?}: {why}; expected http://host:port, e.g. http://chromedriver:9515")
+        };
+        let u = url::Url::parse(url).map_err(|e| bad(format!("not a URL ({e})")))?;
+        match u.scheme() {
+            "http" => {}
+            "https" => return Err(bad("not an http:// URL (a WebDriver over TLS is not supported)".into())),
+            _ => return Err(bad("not an http:// URL".into())),
         }
-        let host = u.host_str().ok_or_else(|| anyhow!("the WebDriver URL {url} has no host"))?;
+        let host = u.host_str().ok_or_else(|| bad("no host".into()))?;
         if u.query().is_some() || u.fragment().is_some() {
-            bail!("the WebDriver URL {url} must not have a query or fragment");
+            return Err(bad("a query or fragment is not allowed".into()));
         }
         Ok(WdAddr {
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -340,6 +345,26 @@ async fn start_driver(chromedriver: &Path, dir: PathBuf) -> anyhow::Result<Drive
     Err(last_error.unwrap_or_else(|| anyhow!("chromedriver did not start")))
 }
 
+/// Checks a WebDriver URL's syntax (`http://host:port[/prefix]`) without connecting; the error names
+/// `--webdriver-url` / `HARNESS_WEBDRIVER_URL`. `harness run` checks its URL this way before anything runs.
+pub fn check_webdriver_url(url: &str) -> Result<(), String> {
+    WdAddr::parse(url).map(|_| ()).map_err(|e| format!("{e:#}"))
+}
+
+/// A WebDriver error answer's `value` (`{error, message, stacktrace}`): the message's first line (or the
+/// error code), and the whole text, stack trace included, for the lines after it.
+fn wd_error_text(v: &Value) -> Option<(String, String)> {
+    let error = v["error"].as_str()?;
+    let message = v["message"].as_str().unwrap_or("");
+    let first = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(error);
+    let mut full = format!("error {error:?}: {}", message.trim_end());
+    if let Some(st) = v["stacktrace"].as_str().map(str::trim_end).filter(|st| !st.trim().is_empty()) {
+        full.push_str("\nstacktrace:\n");
+        full.push_str(st);
+    }
+    Some((first.to_string(), full))
+}
+
 /// `HARNESS_WEBDRIVER_URL` when it is set and not empty.
 pub fn webdriver_url_from_env() -> Option<String> {
     std::env::var(WEBDRIVER_URL_ENV).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
@@ -406,9 +431,25 @@ impl Browser {
             let wd = wd.clone();
             tokio::task::spawn_blocking(move || wd_sync(&wd, "GET", "/status", None)).await?
         };
+        // The first line of an error says what went wrong; the WebDriver's whole answer (chromedriver adds a
+        // stack trace) follows on the next lines, which reports keep for the failure details.
         match status {
             Ok(v) if v["ready"] == json!(true) => {}
-            Ok(v) => bail!("the WebDriver at {webdriver_url} is not ready for a new session: /status says {v}"),
+            Ok(v) => match wd_error_text(&v) {
+                Some((line, full)) => {
+                    let hint = if v["error"] == "unknown command" && !wd.prefix.is_empty() {
+                        let root = WdAddr { prefix: String::new(), ..wd.clone() }.base_url();
+                        format!(" (a chromedriver serves its commands at the root: try {})", root.trim_end_matches('/'))
+                    } else {
+                        String::new()
+                    };
+                    bail!("the WebDriver at {webdriver_url} answered GET {}/status with {line:?}{hint}\nits answer: {full}", wd.prefix)
+                }
+                None => {
+                    let why = v["message"].as_str().and_then(|m| m.lines().next()).map(str::to_string).unwrap_or_else(|| v.to_string());
+                    bail!("the WebDriver at {webdriver_url} is not ready for a new session: {why}")
+                }
+            },
             Err(e) => bail!("cannot reach the WebDriver at {webdriver_url}: {e}"),
         }
         let url = webdriver_url.trim_end_matches('/').to_string();
@@ -989,8 +1030,55 @@ mod tests {
         assert_eq!(WdAddr::parse("http://h").unwrap().port, 80);
         assert_eq!(
             WdAddr::parse("https://h:1").unwrap_err().to_string(),
-            "the WebDriver URL https://h:1 must be http://host:port (a chromedriver, e.g. http://chromedriver:9515)"
+            "--webdriver-url / HARNESS_WEBDRIVER_URL \"https://h:1\": not an http:// URL (a WebDriver over TLS is not supported); expected http://host:port, e.g. http://chromedriver:9515"
         );
+    }
+
+    #[test]
+    fn a_webdriver_url_typo_is_named_with_the_flag() {
+        let tail = "expected http://host:port, e.g. http://chromedriver:9515";
+        assert_eq!(
+            check_webdriver_url("notaurl"),
+            Err(format!("--webdriver-url / HARNESS_WEBDRIVER_URL \"notaurl\": not a URL (relative URL without a base); {tail}"))
+        );
+        // The scheme forgotten: `chromedriver` is then the scheme.
+        assert_eq!(
+            check_webdriver_url("chromedriver:9515"),
+            Err(format!("--webdriver-url / HARNESS_WEBDRIVER_URL \"chromedriver:9515\": not an http:// URL; {tail}"))
+        );
+        assert_eq!(
+            check_webdriver_url("http://"),
+            Err(format!("--webdriver-url / HARNESS_WEBDRIVER_URL \"http://\": not a URL (empty host); {tail}"))
+        );
+        assert_eq!(
+            check_webdriver_url("http://h:1/?x=1"),
+            Err(format!("--webdriver-url / HARNESS_WEBDRIVER_URL \"http://h:1/?x=1\": a query or fragment is not allowed; {tail}"))
+        );
+        for ok in ["http://chromedriver:9515", "http://127.0.0.1:9515/", "http://grid:4444/wd/hub", "http://[::1]:9515"] {
+            assert_eq!(check_webdriver_url(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_webdriver_error_answer_is_one_line_then_the_whole_text() {
+        let v = json!({"error": "unknown command", "message": "unknown command: wd/hub/status", "stacktrace": "#0 0x1 <unknown>\n#1 0x2 <unknown>\n"});
+        assert_eq!(
+            wd_error_text(&v),
+            Some((
+                "unknown command: wd/hub/status".to_string(),
+                "error \"unknown command\": unknown command: wd/hub/status\nstacktrace:\n#0 0x1 <unknown>\n#1 0x2 <unknown>".to_string()
+            ))
+        );
+        let v = json!({"error": "session not created", "message": "session not created: gone\n  (details)"});
+        assert_eq!(
+            wd_error_text(&v),
+            Some((
+                "session not created: gone".to_string(),
+                "error \"session not created\": session not created: gone\n  (details)".to_string()
+            ))
+        );
+        assert_eq!(wd_error_text(&json!({"error": "unknown error"})).map(|t| t.0), Some("unknown error".to_string()));
+        assert_eq!(wd_error_text(&json!({"ready": false, "message": "busy"})), None);
     }
 
     #[test]

@@ -448,6 +448,24 @@ mod tests {
     }
 
     #[test]
+    fn run_checks_the_public_host_and_the_webdriver_url_at_start() {
+        let check = |args: &[&str]| {
+            let mut v = vec!["harness", "run"];
+            v.extend_from_slice(args);
+            let Command::Run(r) = Cli::try_parse_from(v).unwrap().command else { panic!("expected run") };
+            r.browser.check()
+        };
+        let host = "expected a host name or IP address, with no scheme or port (e.g. runner, 10.0.0.5 or fd00::2)";
+        assert_eq!(check(&["--public-host", "vm:99"]), Err(format!("--public-host / HARNESS_PUBLIC_HOST \"vm:99\": {host}")));
+        assert_eq!(check(&["--public-host", "http://vm"]), Err(format!("--public-host / HARNESS_PUBLIC_HOST \"http://vm\": {host}")));
+        assert_eq!(
+            check(&["--webdriver-url", "notaurl"]),
+            Err("--webdriver-url / HARNESS_WEBDRIVER_URL \"notaurl\": not a URL (relative URL without a base); expected http://host:port, e.g. http://chromedriver:9515".into())
+        );
+        assert_eq!(check(&["--webdriver-url", "http://chromedriver:9515", "--public-host", "runner"]), Ok(()));
+    }
+
+    #[test]
     fn health_check_takes_a_url() {
         let Command::HealthCheck { url } =
             Cli::try_parse_from(["harness", "health-check", "http://127.0.0.1:3000/healthz"]).unwrap().command

@@ -630,6 +630,46 @@ async fn an_unreachable_webdriver_is_an_error_naming_it() {
     let e = Browser::connect("https://chromedriver:9515").await.err().expect("https is refused");
     assert_eq!(
         e.to_string(),
-        "the WebDriver URL https://chromedriver:9515 must be http://host:port (a chromedriver, e.g. http://chromedriver:9515)"
+        "--webdriver-url / HARNESS_WEBDRIVER_URL \"https://chromedriver:9515\": not an http:// URL (a WebDriver over TLS is not supported); expected http://host:port, e.g. http://chromedriver:9515"
     );
+}
+
+#[tokio::test]
+async fn a_webdriver_url_with_a_path_chromedriver_does_not_serve_fails_in_one_readable_line() {
+    // chromedriver serves at /; with /wd/hub (Selenium Grid 3's path) it answers `unknown command` with a
+    // stack trace. The result line is the WebDriver's message and a hint; the whole answer is in the details.
+    let mut sidecar = Sidecar::start();
+    let url = format!("{}/wd/hub", sidecar.url);
+    let first = format!(
+        "the WebDriver at {url} answered GET /wd/hub/status with \"unknown command: unknown command: wd/hub/status\" (a chromedriver serves its commands at the root: try {})",
+        sidecar.url
+    );
+    let e = Browser::connect(&url).await.err().expect("chromedriver has no /wd/hub");
+    let text = format!("{e:#}");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(first.as_str()));
+    assert_eq!(lines.next(), Some("its answer: error \"unknown command\": unknown command: unknown command: wd/hub/status"));
+    assert_eq!(lines.next(), Some("stacktrace:"));
+    assert!(lines.next().is_some_and(|l| l.starts_with("#0 ")), "{text}");
+
+    let mut args = remote_run_args(vec![scenario_library().join("browser/sign-in-and-out.yaml")], &url, "127.0.0.1", None);
+    args.browser.listen_host = std::net::Ipv4Addr::LOCALHOST.into();
+    let reports = harness::scenario::run_all(harness::scenario::select(&args).unwrap(), &args, false, None).await;
+    let Outcome::Failed { step: Some(0), message } = &reports[0].outcome else { panic!("{:?}", reports[0].outcome) };
+    assert_eq!(harness::scenario::report::first_line(message), format!("step 1 (sign_in): cannot start Chromium: {first}"));
+    let table = harness::scenario::report::terminal(&reports);
+    let row = table.lines().find(|l| l.starts_with("browser-sign-in-and-out")).unwrap();
+    assert!(
+        row.ends_with(&format!("{:<7}  {:>6}ms  step 1 (sign_in): cannot start Chromium: {first}", "FAIL", reports[0].duration_ms)),
+        "{row}"
+    );
+    assert!(!table.contains("stacktrace"), "{table}");
+    // The failure details (terminal, JUnit, HTML) keep the WebDriver's whole answer.
+    let detail = harness::scenario::report::failure_detail(&reports[0]).unwrap();
+    assert!(
+        detail.contains("\n    stacktrace:\n    #0 ")
+            && detail.ends_with("    IdP events around it: (none)\n    IdP requests around it: (none)\n"),
+        "{detail}"
+    );
+    sidecar.assert_still_ready().await;
 }

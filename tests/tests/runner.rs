@@ -93,7 +93,8 @@ async fn a_wrong_expectation_fails_with_expected_and_actual() {
         Outcome::Failed { step: Some(1), message: "step 2 (request): JSON /username: expected \"alicia\", got \"alice\"".into() }
     );
     let detail = report::failure_detail(&reports[0]).unwrap();
-    assert!(detail.contains("IdP events around it:") && detail.contains("app.oauth2.token.grant.id_token"), "{detail}");
+    assert!(detail.contains("IdP events around it:\n") && detail.contains("app.oauth2.token.grant.id_token"), "{detail}");
+    assert!(detail.contains("IdP requests around it:\n") && !detail.contains("(none)"), "{detail}");
     // The CLI's exit status for a failing run is 1.
     let mut a = a;
     a.junit = Some(d.join("junit.xml"));
@@ -205,13 +206,47 @@ async fn a_browser_scenario_with_an_unreachable_webdriver_fails_naming_it() {
     let mut a = args(vec![library().join("browser/sign-in-and-out.yaml")]);
     a.browser.webdriver_url = Some(format!("http://127.0.0.1:{port}"));
     let reports = run_all(select(&a).unwrap(), &a, false, None).await;
-    assert_eq!(
-        reports[0].outcome,
-        Outcome::Failed {
-            step: Some(0),
-            message: format!(
-                "step 1 (sign_in): cannot start Chromium: cannot reach the WebDriver at http://127.0.0.1:{port}: Connection refused (os error 111)"
-            )
-        }
+    let message = format!(
+        "step 1 (sign_in): cannot start Chromium: cannot reach the WebDriver at http://127.0.0.1:{port}: Connection refused (os error 111)"
     );
+    assert_eq!(reports[0].outcome, Outcome::Failed { step: Some(0), message: message.clone() });
+    // The step failed before any IdP traffic: the details say so instead of printing empty headings, the
+    // same text in the terminal, in JUnit's failure and in the HTML report.
+    let detail = report::failure_detail(&reports[0]).unwrap();
+    assert_eq!(
+        detail,
+        format!(
+            "--- browser-sign-in-and-out ({})\n    {message}\n    IdP events around it: (none)\n    IdP requests around it: (none)\n",
+            reports[0].file
+        )
+    );
+    let xml = report::junit(&reports);
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+    let failure = doc.descendants().find(|n| n.has_tag_name("failure")).unwrap();
+    assert_eq!((failure.attribute("message"), failure.text()), (Some(message.as_str()), Some(detail.as_str())));
+    assert!(report::html(&reports).contains(&format!("<pre class=\"fail\">{detail}</pre>")));
+}
+
+#[tokio::test]
+async fn a_malformed_public_host_or_webdriver_url_is_a_usage_error_before_anything_runs() {
+    let d = tmpdir("usage");
+    let run = |public_host: Option<&str>, webdriver_url: Option<&str>| {
+        let mut a = args(vec![library()]);
+        // One scenario without a browser: a WebDriver URL typo is caught even where no browser would start.
+        a.filter = Some("c23-logout-round".into());
+        a.browser.public_host = public_host.map(str::to_string);
+        a.browser.webdriver_url = webdriver_url.map(str::to_string);
+        a.junit = Some(d.join("junit.xml"));
+        let _ = std::fs::remove_file(d.join("junit.xml"));
+        harness::scenario::cli_run(a)
+    };
+    for (host, url) in
+        [(Some("vm:99"), None), (Some("http://vm"), None), (None, Some("notaurl")), (Some("runner"), Some("chromedriver:9515"))]
+    {
+        assert_eq!(run(host, url).await, 2, "--public-host {host:?} --webdriver-url {url:?}");
+        assert!(!d.join("junit.xml").exists(), "nothing ran, no report was written ({host:?}, {url:?})");
+    }
+    // Well-formed values run it (the WebDriver is not contacted: this scenario has no browser steps).
+    assert_eq!(run(Some("localhost"), Some("http://127.0.0.1:9")).await, 0);
+    assert!(d.join("junit.xml").exists());
 }

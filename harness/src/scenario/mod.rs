@@ -65,8 +65,9 @@ pub struct BrowserArgs {
     /// on another machine or container.
     #[arg(long, env = "HARNESS_LISTEN_HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), value_name = "IP")]
     pub listen_host: IpAddr,
-    /// The host name in those servers' URLs: the pages the browser opens and the redirect URIs registered
-    /// at the IdP (default: the listen host, or 127.0.0.1 when that is 0.0.0.0 or ::).
+    /// The host name or IP address (no scheme or port) in those servers' URLs: the pages the browser opens
+    /// and the redirect URIs registered at the IdP (default: the listen host, or 127.0.0.1 when that is
+    /// 0.0.0.0 or ::).
     #[arg(long, env = "HARNESS_PUBLIC_HOST", value_name = "HOST")]
     pub public_host: Option<String>,
 }
@@ -75,6 +76,72 @@ impl Default for BrowserArgs {
     fn default() -> Self {
         BrowserArgs { webdriver_url: None, listen_host: IpAddr::V4(Ipv4Addr::LOCALHOST), public_host: None }
     }
+}
+
+/// An option's value when it is given and not blank (a compose file's variable left empty means "not set").
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+impl BrowserArgs {
+    /// `--webdriver-url` (or `HARNESS_WEBDRIVER_URL`) when given and not blank.
+    pub fn given_webdriver_url(&self) -> Option<String> {
+        given(&self.webdriver_url)
+    }
+
+    /// `--public-host` (or `HARNESS_PUBLIC_HOST`) when given and not blank.
+    pub fn given_public_host(&self) -> Option<String> {
+        given(&self.public_host)
+    }
+
+    /// Checks the syntax of `--public-host` and `--webdriver-url`, so that a typo is a usage error before
+    /// anything runs (`harness run` exits 2) instead of a failure of every scenario, or of none when the run
+    /// has no browser scenario. Whether the WebDriver answers is found out when a browser scenario starts.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(h) = self.given_public_host() {
+            check_public_host(&h)?;
+        }
+        if let Some(u) = self.given_webdriver_url() {
+            crate::browser::check_webdriver_url(&u)?;
+        }
+        Ok(())
+    }
+}
+
+/// A `--public-host` value: a host name (letters, digits, `-`, `_`, dot-separated) or an IP address (IPv6
+/// bare or in brackets), with no scheme and no port: each server of a scenario gets a port of its own.
+pub fn check_public_host(host: &str) -> Result<(), String> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let ok = match bare {
+        Some(b) => b.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => host.parse::<IpAddr>().is_ok() || is_host_name(host),
+    };
+    // What public_base makes of it must be a URL (the issuer and redirect URIs are built from it).
+    let in_url = if bare.is_none() && host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    if ok && url::Url::parse(&format!("http://{in_url}:1/")).is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "--public-host / HARNESS_PUBLIC_HOST {host:?}: expected a host name or IP address, with no scheme or port (e.g. runner, 10.0.0.5 or fd00::2)"
+    ))
+}
+
+fn is_host_name(h: &str) -> bool {
+    let name = h.strip_suffix('.').unwrap_or(h);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    // A name whose last label is a number is an IPv4 address to a URL parser (1.2.3 is 1.2.0.3, 999.1.1.1 an
+    // error), so only a real address may end in one.
+    let numeric = |l: &str| {
+        l.chars().all(|c| c.is_ascii_digit())
+            || l.strip_prefix("0x").or_else(|| l.strip_prefix("0X")).is_some_and(|x| x.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) && !name.rsplit('.').next().is_some_and(numeric)
 }
 
 fn default_jobs() -> usize {
@@ -145,9 +212,7 @@ pub async fn run_all(
     target: Option<crate::target::TargetFile>,
 ) -> Vec<ScenarioReport> {
     let remote = args.idp_url.is_some() || target.as_ref().is_some_and(|t| t.idp_url.is_some());
-    // An empty value (a compose file's variable left blank) means "not set".
-    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-    let webdriver_url = given(&args.browser.webdriver_url);
+    let webdriver_url = args.browser.given_webdriver_url();
     let opts = Arc::new(RunOptions {
         target,
         idp_url: args.idp_url.clone(),
@@ -155,7 +220,7 @@ pub async fn run_all(
         node_available: on_path("node"),
         webdriver_url,
         listen_host: Some(args.browser.listen_host),
-        public_host: given(&args.browser.public_host),
+        public_host: args.browser.given_public_host(),
     });
     let jobs = if remote { 1 } else { args.jobs.max(1) };
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
@@ -232,6 +297,10 @@ pub async fn run_yaml(yaml: &str, name: &str) -> Result<ScenarioReport, mock_idp
 pub async fn cli_run(args: RunArgs) -> i32 {
     if args.jobs == 0 || args.repeat == 0 {
         eprintln!("harness: --jobs and --repeat take a number of at least 1");
+        return 2;
+    }
+    if let Err(e) = args.browser.check() {
+        eprintln!("harness: {e}");
         return 2;
     }
     let list = match select(&args) {
@@ -340,6 +409,68 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
                 eprintln!("harness: {e}");
             }
             2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUBLIC_HOST_HELP: &str = "expected a host name or IP address, with no scheme or port (e.g. runner, 10.0.0.5 or fd00::2)";
+
+    #[test]
+    fn a_public_host_is_a_host_name_or_an_ip_address() {
+        for ok in
+            ["runner", "browser-runner", "browser_runner", "vm.example.com", "vm.example.com.", "10.0.0.5", "fd00::2", "[fd00::2]", "::1"]
+        {
+            assert_eq!(check_public_host(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "vm:99",
+            "http://vm",
+            "vm/",
+            "10.0.0.5:80",
+            "[vm]",
+            "[10.0.0.5]",
+            "-vm",
+            "a..b",
+            "999.1.1.1",
+            "1.2.3",
+            "vm.0x10",
+            "vm name",
+            "émile",
+            "",
+        ] {
+            assert_eq!(check_public_host(bad), Err(format!("--public-host / HARNESS_PUBLIC_HOST {bad:?}: {PUBLIC_HOST_HELP}")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_browser_flags_are_checked_before_anything_runs() {
+        let with = |webdriver: Option<&str>, public: Option<&str>| BrowserArgs {
+            webdriver_url: webdriver.map(str::to_string),
+            public_host: public.map(str::to_string),
+            ..BrowserArgs::default()
+        };
+        assert_eq!(with(None, None).check(), Ok(()));
+        assert_eq!(with(Some("http://chromedriver:9515"), Some("runner")).check(), Ok(()));
+        // A blank value (a compose variable left empty) is "not set", never an error.
+        assert_eq!(with(Some(" "), Some("")).check(), Ok(()));
+        assert_eq!(with(None, Some(" runner ")).given_public_host().as_deref(), Some("runner"));
+        assert_eq!(
+            with(Some("http://chromedriver:9515"), Some("vm:99")).check(),
+            Err(format!("--public-host / HARNESS_PUBLIC_HOST \"vm:99\": {PUBLIC_HOST_HELP}"))
+        );
+        assert_eq!(
+            with(Some("notaurl"), Some("runner")).check(),
+            Err("--webdriver-url / HARNESS_WEBDRIVER_URL \"notaurl\": not a URL (relative URL without a base); expected http://host:port, e.g. http://chromedriver:9515".into())
+        );
+        // What passes the check makes the issuer a URL the stub BSR accepts.
+        for h in ["runner", "fd00::2", "[fd00::2]", "10.0.0.5"] {
+            let opts = runner::RunOptions { public_host: Some(h.into()), ..runner::RunOptions::default() };
+            let issuer = format!("{}/oauth2/default", opts.public_base(35513));
+            assert_eq!(crate::bsr::SsoSettings::new(issuer.clone(), "bsr-local", "s").validate(), Ok(()), "{issuer}");
         }
     }
 }

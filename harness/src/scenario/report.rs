@@ -48,8 +48,8 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
     for r in rs {
         let (res, detail) = match &r.outcome {
             Outcome::Passed => ("pass", r.expect_failure.as_ref().map(|f| format!("reproduces: {f}")).unwrap_or_default()),
-            Outcome::Failed { message, .. } if is_not_met(r) => ("not met", message.lines().next().unwrap_or("").to_string()),
-            Outcome::Failed { message, .. } => ("FAIL", message.lines().next().unwrap_or("").to_string()),
+            Outcome::Failed { message, .. } if is_not_met(r) => ("not met", first_line(message).to_string()),
+            Outcome::Failed { message, .. } => ("FAIL", first_line(message).to_string()),
             Outcome::Skipped { reason } => ("skip", reason.clone()),
         };
         let _ = writeln!(o, "{:<w$}  {:<7}  {:>6}ms  {}", r.name, res, r.duration_ms, detail);
@@ -62,16 +62,28 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
     o
 }
 
-/// What a failing step looked like: expected vs actual, and the IdP's events and requests around it.
+/// The first line of a failure message: the summary table's detail, JUnit's `message` attribute. The lines
+/// after it (e.g. a WebDriver's whole answer) are for [`failure_detail`].
+pub fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("")
+}
+
+/// What a failing step looked like: expected vs actual (every line of the message), and the IdP's events
+/// and requests around it; a section the IdP has nothing for (the step failed before any IdP traffic) says
+/// `(none)`. The terminal, JUnit's failure text and the HTML report all show this text.
 pub fn failure_detail(r: &ScenarioReport) -> Option<String> {
     let Outcome::Failed { step, message } = &r.outcome else { return None };
     let mut o = String::new();
     let _ = writeln!(o, "--- {} ({})", r.name, r.file);
-    let _ = writeln!(o, "    {message}");
+    for l in message.lines() {
+        let _ = writeln!(o, "    {l}");
+    }
     let at = step.and_then(|i| r.steps.get(i)).map(|s| s.idp_time_ms);
     if let Some(t) = at {
-        let _ = writeln!(o, "    IdP events around it:");
-        for e in r.idp_events.iter().filter(|e| near(e["published"].as_str(), t)).take(12) {
+        let events: Vec<&Value> = r.idp_events.iter().filter(|e| near(e["published"].as_str(), t)).take(12).collect();
+        let requests: Vec<&Value> = r.idp_requests.iter().filter(|q| near(q["time"].as_str(), t)).take(12).collect();
+        let _ = writeln!(o, "    IdP events around it:{}", if events.is_empty() { " (none)" } else { "" });
+        for e in events {
             let _ = writeln!(
                 o,
                 "      {} {} {} {}",
@@ -81,8 +93,8 @@ pub fn failure_detail(r: &ScenarioReport) -> Option<String> {
                 e["outcome"]["reason"].as_str().unwrap_or("")
             );
         }
-        let _ = writeln!(o, "    IdP requests around it:");
-        for q in r.idp_requests.iter().filter(|q| near(q["time"].as_str(), t)).take(12) {
+        let _ = writeln!(o, "    IdP requests around it:{}", if requests.is_empty() { " (none)" } else { "" });
+        for q in requests {
             let _ = writeln!(
                 o,
                 "      {} {} {} {} family={} gen={} fault={}",
@@ -144,7 +156,7 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
                 let _ = writeln!(
                     o,
                     ">\n      <failure message=\"{}\" type=\"ScenarioFailure\">{}</failure>\n    </testcase>",
-                    xml(message),
+                    xml(first_line(message)),
                     xml(&detail)
                 );
             }
@@ -344,7 +356,7 @@ pub fn html(rs: &[ScenarioReport]) -> String {
                 if s.ok { "pass" } else { "fail" },
                 xml(&s.action),
                 xml(s.label.as_deref().unwrap_or("")),
-                s.message.as_ref().map(|m| format!(" — {}", xml(m))).unwrap_or_default()
+                s.message.as_ref().map(|m| format!(" — {}", xml(first_line(m)))).unwrap_or_default()
             );
         }
         o.push_str("</ol></section>");

@@ -46,7 +46,7 @@ impl RunOptions {
     }
 
     /// `http://{public host}:{port}`, the base URL of a server of this run listening on `port`.
-    fn public_base(&self, port: u16) -> String {
+    pub(crate) fn public_base(&self, port: u16) -> String {
         let host = match &self.public_host {
             Some(h) => h.clone(),
             None if self.listen_ip().is_unspecified() => "127.0.0.1".into(),
