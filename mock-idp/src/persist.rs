@@ -26,8 +26,8 @@ use crate::config::TenantConfig;
 use crate::core::keyset::{KeyEntry, KeySet, KeyStatus};
 use crate::core::model::{App, AuthServer, Group, ServerId, TrustedOrigin, User};
 use crate::core::refresh::{
-    FamilyId, FamilyMeta, FamilySnapshot, GenerationSnapshot, Lifetimes, PredecessorSnapshot, RefreshStore, Revocation, RevokeReason,
-    StoreSnapshot,
+    FamilyGrant, FamilyId, FamilyMeta, FamilySnapshot, GenerationSnapshot, Lifetimes, PredecessorSnapshot, RefreshStore, Revocation,
+    RevokeReason, StoreSnapshot,
 };
 use crate::core::syslog::Event;
 use crate::core::tenant::{AuthCode, AuthorizeRequest, Session, SessionToken, Tenant, TokenRecord};
@@ -212,12 +212,12 @@ fn store_refresh(s: StoreSnapshot) -> StoredRefresh {
             .into_iter()
             .map(|f| StoredFamily {
                 id: f.id.0,
-                user_id: f.meta.user_id,
-                client_id: f.meta.client_id,
-                server_id: f.meta.server_id,
-                scopes: f.meta.scopes,
+                user_id: f.meta.user_id.clone(),
+                client_id: f.meta.client_id.clone(),
+                server_id: f.meta.server_id.clone(),
+                scopes: f.meta.scopes.clone(),
                 auth_time: f.meta.auth_time,
-                amr: f.meta.amr,
+                amr: f.meta.amr.clone(),
                 nonce: f.meta.nonce,
                 session_id: f.meta.session_id,
                 created_at: f.meta.created_at,
@@ -254,12 +254,14 @@ fn load_refresh(s: StoredRefresh) -> anyhow::Result<RefreshStore> {
         families.push(FamilySnapshot {
             id: FamilyId(f.id),
             meta: FamilyMeta {
-                user_id: f.user_id,
-                client_id: f.client_id,
-                server_id: f.server_id,
-                scopes: f.scopes,
+                grant: std::sync::Arc::new(FamilyGrant {
+                    user_id: f.user_id,
+                    client_id: f.client_id,
+                    server_id: f.server_id,
+                    scopes: f.scopes,
+                    amr: f.amr,
+                }),
                 auth_time: f.auth_time,
-                amr: f.amr,
                 nonce: f.nonce,
                 session_id: f.session_id,
                 created_at: f.created_at,
@@ -424,6 +426,12 @@ fn restore_tenant(st: StoredTenant, base_url: &str) -> anyhow::Result<Tenant> {
     t.pending = st.pending.into_iter().map(|(k, r, at)| (k, (r, at))).collect();
     t.codes = st.codes.into_iter().map(|(k, v)| (k.0, v)).collect();
     t.tokens = st.tokens.into_iter().map(|(k, v)| (k.0, v)).collect();
+    // Each restored record has its own context; share equal ones again.
+    let mut tokens = std::mem::take(&mut t.tokens);
+    for r in tokens.values_mut() {
+        r.ctx = t.intern(&r.ctx);
+    }
+    t.tokens = tokens;
     t.refresh = load_refresh(st.refresh)?;
     t.log.restore(st.log, st.log_next_seq);
     t.next_key_slot = st.next_key_slot;

@@ -554,3 +554,40 @@ async fn revoking_a_users_tokens_kills_families_and_access_tokens() {
     assert!(c.is_active(Server::DEFAULT, &bob.access_token).await, "bob is untouched");
     idp.check_invariants().unwrap();
 }
+
+/// Memory of many sign-ins: every token of one client, user, server and scope set shares one stored
+/// context (two: access tokens and ID tokens differ in `aud`), every family of them one grant, a redeemed code keeps only what a replay
+/// needs, and the contexts go with the last token that used them. A refresh still carries the claims.
+#[tokio::test]
+async fn tokens_of_one_user_and_client_share_their_context_and_redeemed_codes_are_trimmed() {
+    let (idp, c) = start(mock_idp::TenantConfig::default_tenant()).await;
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(c.login(Server::Custom("default"), "alice@example.com", "Passw0rd!", SCOPES).await);
+    }
+    let (tokens, contexts, families, grants, code) = idp.with_tenant(|t| {
+        let code = t.codes.values().next().cloned().unwrap();
+        (t.tokens.len(), t.token_contexts.len(), t.refresh.len(), t.refresh.grant_count(), code)
+    });
+    assert_eq!((tokens, contexts, families, grants), (10, 2, 5, 1));
+    assert!(code.redeemed);
+    assert_eq!((code.redirect_uri.as_str(), code.scopes.len(), code.nonce.as_deref(), code.code_challenge.as_deref()), ("", 0, None, None));
+    assert_eq!(code.issued_tokens.len(), 2);
+    assert_eq!(code.client_id, CLIENT_ID);
+    let (status, body) = refresh(&c, Server::Custom("default"), last.unwrap().refresh_token.as_deref().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], SCOPES);
+    let claims = decode_claims(body["access_token"].as_str().unwrap());
+    assert_eq!((claims["cid"].as_str(), claims["sub"].as_str()), (Some(CLIENT_ID), Some("alice@example.com")));
+    // Past every token's lifetime (ID tokens are kept a day longer for id_token_hint): the records and then
+    // their contexts are purged.
+    idp.clock().advance_ms(3_600_000 + 86_400_000 + 1_000);
+    let now = idp.clock().now_ms();
+    idp.with_tenant(|t| t.purge(now));
+    assert_eq!(idp.with_tenant(|t| (t.tokens.len(), t.token_contexts.len())), (0, 0));
+    // The families live 90 days; past that they and their shared grant go too.
+    idp.clock().advance_ms(91 * 86_400_000);
+    let now = idp.clock().now_ms();
+    idp.with_tenant(|t| t.purge(now));
+    assert_eq!(idp.with_tenant(|t| (t.refresh.len(), t.refresh.grant_count())), (0, 0));
+}

@@ -14,7 +14,7 @@ use super::errors::*;
 use super::ids;
 use super::model::*;
 use super::params::Params;
-use super::refresh::{self, FamilyId, FamilyMeta, Lifetimes, NewToken, RefreshError, RevokeReason, RotationPolicy};
+use super::refresh::{self, FamilyGrant, FamilyId, FamilyMeta, Lifetimes, NewToken, RefreshError, RevokeReason, RotationPolicy};
 use super::syslog::{Actor, Event, Outcome};
 use super::tenant::*;
 use crate::clock::Millis;
@@ -536,9 +536,17 @@ impl Tenant {
         if let Some(e) = self.groups_claim_error(app, &user.id) {
             return fail(self, Some(&user.id), e);
         }
-        // Mark redeemed before minting so a concurrent second use is a replay.
+        // Mark redeemed before minting so a concurrent second use is a replay. A redeemed code is kept only to
+        // answer a replay (its user, family and issued tokens), so the request's details are dropped: with
+        // many sign-ins in the code's lifetime they are most of its memory.
         if let Some(cm) = self.codes.get_mut(&hash) {
             cm.redeemed = true;
+            cm.redirect_uri = String::new();
+            cm.scopes = Vec::new();
+            cm.nonce = None;
+            cm.code_challenge = None;
+            cm.amr = Vec::new();
+            cm.session_id = None;
         }
         let offline = c.scopes.iter().any(|s| s == "offline_access") && app.has_grant("refresh_token");
         let mut refresh = None;
@@ -547,12 +555,14 @@ impl Tenant {
             let first = NewToken { value: ids::opaque(32), id: ids::refresh_token_id() };
             let value = first.value.clone();
             let meta = FamilyMeta {
-                user_id: user.id.clone(),
-                client_id: app.client_id.clone(),
-                server_id: server.key().to_string(),
-                scopes: c.scopes.clone(),
+                grant: Arc::new(FamilyGrant {
+                    user_id: user.id.clone(),
+                    client_id: app.client_id.clone(),
+                    server_id: server.key().to_string(),
+                    scopes: c.scopes.clone(),
+                    amr: c.amr.clone(),
+                }),
                 auth_time: c.auth_time,
-                amr: c.amr.clone(),
                 nonce: c.nonce.clone(),
                 session_id: c.session_id.clone(),
                 created_at: now,
@@ -696,17 +706,19 @@ impl Tenant {
         let access_record = TokenRecord {
             kind: TokenKind::Access,
             jti: jti.clone(),
-            server: server.clone(),
-            client_id: app.client_id.clone(),
-            user_id: user.id.clone(),
-            login: user.profile.login.clone(),
-            scopes: scopes.to_vec(),
             iat,
             exp,
-            aud: aud.clone(),
-            iss: iss.clone(),
             family,
             revoked: false,
+            ctx: Arc::new(TokenContext {
+                server: server.clone(),
+                client_id: app.client_id.clone(),
+                user_id: user.id.clone(),
+                login: user.profile.login.clone(),
+                scopes: scopes.to_vec(),
+                aud: aud.clone(),
+                iss: iss.clone(),
+            }),
         };
         let mut id_claims = None;
         let mut id_record = None;
@@ -732,17 +744,11 @@ impl Tenant {
             id_record = Some(TokenRecord {
                 kind: TokenKind::Id,
                 jti: id_jti,
-                server: server.clone(),
-                client_id: app.client_id.clone(),
-                user_id: user.id.clone(),
-                login: user.profile.login.clone(),
-                scopes: scopes.to_vec(),
                 iat,
                 exp: iat + ID_TOKEN_LIFETIME_S,
-                aud: app.client_id.clone(),
-                iss: iss.clone(),
                 family,
                 revoked: false,
+                ctx: Arc::new(TokenContext { aud: app.client_id.clone(), ..(*access_record.ctx).clone() }),
             });
             id_claims = Some(idt);
         }
@@ -952,17 +958,19 @@ impl Tenant {
             access_record: TokenRecord {
                 kind: TokenKind::Access,
                 jti,
-                server: server.clone(),
-                client_id: app.client_id.clone(),
-                user_id: String::new(),
-                login: app.client_id.clone(),
-                scopes,
                 iat,
                 exp: iat + lifetime,
-                aud,
-                iss,
                 family: None,
                 revoked: false,
+                ctx: Arc::new(TokenContext {
+                    server: server.clone(),
+                    client_id: app.client_id.clone(),
+                    user_id: String::new(),
+                    login: app.client_id.clone(),
+                    scopes,
+                    aud,
+                    iss,
+                }),
             },
             id_record: None,
         })
@@ -975,11 +983,13 @@ impl Tenant {
         let mut hashes = vec![ids::token_hash(access_token)];
         let mut ar = plan.access_record.clone();
         ar.revoked = revoked;
+        ar.ctx = self.intern(&ar.ctx);
         self.tokens.insert(hashes[0], ar);
         if let (Some(t), Some(r)) = (id_token, &plan.id_record) {
             let h = ids::token_hash(t);
             let mut r = r.clone();
             r.revoked = revoked;
+            r.ctx = self.intern(&r.ctx);
             self.tokens.insert(h, r);
             hashes.push(h);
         }

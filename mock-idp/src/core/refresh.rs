@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch on the tenant clock.
 ///
@@ -112,6 +113,23 @@ impl Lifetimes {
 /// of one authorization server); the rest is carried so that the caller does not need a second lookup.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FamilyMeta {
+    /// Who the grant is for and what it allows; shared (one `Arc`) by every family of the same user,
+    /// client, server, scopes and methods (see [`RefreshStore::create_family`]). Reads go through
+    /// `Deref`: `meta.user_id`.
+    pub grant: Arc<FamilyGrant>,
+    /// When the user authenticated (the `auth_time` claim of ID tokens minted from this family).
+    pub auth_time: Millis,
+    /// The `nonce` of the original authorization request, if any, for apps that echo it on refresh.
+    pub nonce: Option<String>,
+    /// The Okta session (`102…`) the grant came from, so that ending that session can find the family.
+    pub session_id: Option<String>,
+    /// When the authorization-code grant created the family, for introspection and reporting.
+    pub created_at: Millis,
+}
+
+/// The part of a family's metadata that many families have in common.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FamilyGrant {
     /// The Okta user id (`00u…`) the grant was issued for; bulk revocation selects on it.
     pub user_id: String,
     /// The OAuth client id the family belongs to; a redeem by any other client is refused.
@@ -121,16 +139,15 @@ pub struct FamilyMeta {
     pub server_id: String,
     /// The scopes granted by the original authorization, which bound every later refresh.
     pub scopes: Vec<String>,
-    /// When the user authenticated (the `auth_time` claim of ID tokens minted from this family).
-    pub auth_time: Millis,
     /// The authentication methods of the original login (the `amr` claim).
     pub amr: Vec<String>,
-    /// The `nonce` of the original authorization request, if any, for apps that echo it on refresh.
-    pub nonce: Option<String>,
-    /// The Okta session (`102…`) the grant came from, so that ending that session can find the family.
-    pub session_id: Option<String>,
-    /// When the authorization-code grant created the family, for introspection and reporting.
-    pub created_at: Millis,
+}
+
+impl std::ops::Deref for FamilyMeta {
+    type Target = FamilyGrant;
+    fn deref(&self) -> &FamilyGrant {
+        &self.grant
+    }
 }
 
 /// Why a family was revoked.
@@ -767,6 +784,8 @@ impl TokenIndex {
 pub struct RefreshStore {
     families: BTreeMap<FamilyId, Box<Family>>,
     index: TokenIndex,
+    /// The distinct [`FamilyGrant`]s of the families, so equal ones are stored once.
+    grants: std::collections::HashSet<Arc<FamilyGrant>>,
     next_id: u64,
 }
 
@@ -795,8 +814,9 @@ impl RefreshStore {
     ///
     /// Panics if `first.value` is already indexed, because two families sharing a token value would make
     /// every later decision ambiguous; with 256-bit random values that can only be a caller bug.
-    pub fn create_family(&mut self, meta: FamilyMeta, lifetimes: Lifetimes, first: NewToken, now: Millis) -> FamilyId {
+    pub fn create_family(&mut self, mut meta: FamilyMeta, lifetimes: Lifetimes, first: NewToken, now: Millis) -> FamilyId {
         self.assert_fresh(&first.value);
+        meta.grant = self.intern(&meta.grant);
         self.next_id += 1;
         let id = FamilyId(self.next_id);
         let value = TokenValue::new(first.value);
@@ -1030,8 +1050,23 @@ impl RefreshStore {
         });
         if !removed.is_empty() {
             self.index.remove_families(&removed);
+            self.grants.retain(|g| Arc::strong_count(g) > 1);
         }
         removed.len()
+    }
+
+    /// The stored `Arc` equal to `grant` (adding it if new), so families share one copy.
+    fn intern(&mut self, grant: &Arc<FamilyGrant>) -> Arc<FamilyGrant> {
+        if let Some(g) = self.grants.get(grant) {
+            return g.clone();
+        }
+        self.grants.insert(grant.clone());
+        grant.clone()
+    }
+
+    /// How many distinct [`FamilyGrant`]s the families share.
+    pub fn grant_count(&self) -> usize {
+        self.grants.len()
     }
 
     /// The number of families held, revoked and expired ones included until they are purged.
@@ -1170,7 +1205,8 @@ impl RefreshStore {
     /// A message naming the first family that breaks the store's rules (a token value given twice, an id
     /// above `next_id`, a generation missing, …): a state file that was edited or damaged.
     pub fn restore(snapshot: StoreSnapshot) -> Result<Self, String> {
-        let mut store = RefreshStore { families: BTreeMap::new(), index: TokenIndex::default(), next_id: snapshot.next_id };
+        let mut store =
+            RefreshStore { families: BTreeMap::new(), index: TokenIndex::default(), grants: Default::default(), next_id: snapshot.next_id };
         for f in snapshot.families {
             let id = f.id;
             if store.families.contains_key(&id) {
@@ -1188,11 +1224,12 @@ impl RefreshStore {
                 add(value, generation, &mut store)?;
             }
             let value = add(f.current.value, f.current.generation, &mut store)?;
+            let grant = store.intern(&f.meta.grant);
             store.families.insert(
                 id,
                 Box::new(Family {
                     id,
-                    meta: f.meta,
+                    meta: FamilyMeta { grant, ..f.meta },
                     lifetimes: f.lifetimes,
                     last_used: f.last_used,
                     current: Current {
@@ -1348,12 +1385,14 @@ mod tests {
 
     fn meta(user: &str, client: &str, now: Millis) -> FamilyMeta {
         FamilyMeta {
-            user_id: user.to_string(),
-            client_id: client.to_string(),
-            server_id: SERVER.to_string(),
-            scopes: vec!["openid".into(), "offline_access".into()],
+            grant: Arc::new(FamilyGrant {
+                user_id: user.to_string(),
+                client_id: client.to_string(),
+                server_id: SERVER.to_string(),
+                scopes: vec!["openid".into(), "offline_access".into()],
+                amr: vec!["pwd".into()],
+            }),
             auth_time: now - 5_000,
-            amr: vec!["pwd".into()],
             nonce: Some("n-0S6_WzA2Mj".into()),
             session_id: Some("102sessionAAAAAAAAA".into()),
             created_at: now,

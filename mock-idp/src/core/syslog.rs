@@ -278,10 +278,36 @@ pub const RETENTION_MS: Millis = 90 * 86_400_000;
 /// Most events kept by default; the oldest go first, so a long-running mock does not grow without bound.
 pub const DEFAULT_MAX_EVENTS: usize = 50_000;
 
+/// One stored event: its sequence number, publication time and type, and the event itself as compact JSON.
+///
+/// An [`Event`] in memory is some twenty small allocations (about 2.3 KB); its JSON is a third of that, and
+/// the log keeps up to [`DEFAULT_MAX_EVENTS`] of them. Queries decode only the events whose time and type
+/// can match.
+#[derive(Debug, Clone)]
+struct Stored {
+    seq: u64,
+    published: Millis,
+    event_type: Box<str>,
+    json: Box<[u8]>,
+}
+
+impl Stored {
+    fn new(seq: u64, e: &Event) -> Self {
+        // Serialising an Event (strings, numbers, JSON values) cannot fail.
+        let json = serde_json::to_vec(e).unwrap_or_default().into_boxed_slice();
+        Stored { seq, published: e.published, event_type: e.event_type.as_str().into(), json }
+    }
+
+    fn event(&self) -> Event {
+        // Written by `Stored::new` from an Event, so it reads back; a defect would show as an empty event.
+        serde_json::from_slice(&self.json).unwrap_or_else(|_| Event::new(self.event_type.to_string(), "", Outcome::Failure, self.published))
+    }
+}
+
 /// The log itself: events in publication order, each with a sequence number for paging.
 #[derive(Debug)]
 pub struct SystemLog {
-    events: VecDeque<(u64, Event)>,
+    events: VecDeque<Stored>,
     next_seq: u64,
     max_events: usize,
 }
@@ -294,7 +320,7 @@ impl Default for SystemLog {
 
 impl SystemLog {
     pub fn push(&mut self, e: Event) {
-        self.events.push_back((self.next_seq, e));
+        self.events.push_back(Stored::new(self.next_seq, &e));
         self.next_seq += 1;
         while self.events.len() > self.max_events {
             self.events.pop_front();
@@ -317,7 +343,7 @@ impl SystemLog {
     pub fn expire(&mut self, now: Millis) -> usize {
         let before = self.events.len();
         let cutoff = now.saturating_sub(RETENTION_MS);
-        while self.events.front().is_some_and(|(_, e)| e.published < cutoff) {
+        while self.events.front().is_some_and(|e| e.published < cutoff) {
             self.events.pop_front();
         }
         let removed = before - self.events.len();
@@ -329,12 +355,12 @@ impl SystemLog {
 
     /// The events with their sequence numbers and the next sequence number, for the state file.
     pub fn snapshot(&self) -> (Vec<(u64, Event)>, u64) {
-        (self.events.iter().cloned().collect(), self.next_seq)
+        (self.events.iter().map(|s| (s.seq, s.event())).collect(), self.next_seq)
     }
 
     /// A log from [`SystemLog::snapshot`]'s parts, keeping this log's cap.
     pub fn restore(&mut self, events: Vec<(u64, Event)>, next_seq: u64) {
-        self.events = events.into();
+        self.events = events.iter().map(|(seq, e)| Stored::new(*seq, e)).collect();
         self.next_seq = next_seq;
         let cap = self.max_events;
         self.set_capacity(cap);
@@ -352,33 +378,39 @@ impl SystemLog {
         self.events = VecDeque::new();
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Event> {
-        self.events.iter().map(|(_, e)| e)
+    /// Every event, oldest first (decoded one by one).
+    pub fn all(&self) -> impl Iterator<Item = Event> + '_ {
+        self.events.iter().map(Stored::event)
     }
 
     /// Runs a query; returns the page and the cursor of its last event when more may follow.
-    pub fn query(&self, q: &LogQuery) -> (Vec<&Event>, Option<u64>) {
-        let matches = |(seq, e): &&(u64, Event)| {
-            q.since.is_none_or(|s| e.published >= s)
-                && q.until.is_none_or(|u| e.published < u)
-                && q.filter.iter().all(|c| e.matches(c))
+    pub fn query(&self, q: &LogQuery) -> (Vec<Event>, Option<u64>) {
+        // What can be decided without decoding: time, cursor, and an `eventType eq` clause.
+        let cheap = |s: &&Stored| {
+            q.since.is_none_or(|t| s.published >= t)
+                && q.until.is_none_or(|u| s.published < u)
+                && q.filter.iter().filter(|c| c.field == "eventType").all(|c| *s.event_type == *c.value)
+                && match q.after {
+                    None => true,
+                    Some(a) if q.descending => s.seq < a,
+                    Some(a) => s.seq > a,
+                }
+        };
+        let full = |e: &Event| {
+            q.filter.iter().all(|c| e.matches(c))
                 && q.q.as_ref().is_none_or(|t| {
                     e.event_type.contains(t.as_str()) || e.display_message.contains(t.as_str()) || e.actor.alternate_id.contains(t.as_str())
                 })
-                && match q.after {
-                    None => true,
-                    Some(a) if q.descending => *seq < a,
-                    Some(a) => *seq > a,
-                }
         };
         let limit = q.limit.max(1);
-        let picked: Vec<&(u64, Event)> = if q.descending {
-            self.events.iter().rev().filter(matches).take(limit + 1).collect()
+        let decode = |s: &Stored| (s.seq, s.event());
+        let picked: Vec<(u64, Event)> = if q.descending {
+            self.events.iter().rev().filter(cheap).map(decode).filter(|(_, e)| full(e)).take(limit + 1).collect()
         } else {
-            self.events.iter().filter(matches).take(limit + 1).collect()
+            self.events.iter().filter(cheap).map(decode).filter(|(_, e)| full(e)).take(limit + 1).collect()
         };
         let more = picked.len() > limit;
-        let page: Vec<&(u64, Event)> = picked.into_iter().take(limit).collect();
+        let page: Vec<(u64, Event)> = picked.into_iter().take(limit).collect();
         let cursor = if more { page.last().map(|(s, _)| *s) } else { None };
         (page.into_iter().map(|(_, e)| e).collect(), cursor)
     }

@@ -106,23 +106,40 @@ pub enum TokenKind {
     Id,
 }
 
-/// What the mock remembers of a JWT it issued, keyed by the token's SHA-256.
+/// What the mock remembers of a JWT it issued, keyed by the token's SHA-256: the token's own values and
+/// its [`TokenContext`], which it shares (one `Arc`) with every other token issued for the same server,
+/// client, user and scopes. Reads go through `Deref`: `record.client_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub kind: TokenKind,
     pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(with = "super::stored::opt_family")]
+    pub family: Option<FamilyId>,
+    pub revoked: bool,
+    #[serde(flatten)]
+    pub ctx: Arc<TokenContext>,
+}
+
+/// Who and what a token was issued for; shared between tokens (see [`Tenant::intern`]), so a hundred
+/// thousand tokens of one client and user hold these strings once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TokenContext {
     pub server: ServerId,
     pub client_id: String,
     pub user_id: String,
     pub login: String,
     pub scopes: Vec<String>,
-    pub iat: i64,
-    pub exp: i64,
     pub aud: String,
     pub iss: String,
-    #[serde(with = "super::stored::opt_family")]
-    pub family: Option<FamilyId>,
-    pub revoked: bool,
+}
+
+impl std::ops::Deref for TokenRecord {
+    type Target = TokenContext;
+    fn deref(&self) -> &TokenContext {
+        &self.ctx
+    }
 }
 
 /// The whole mutable state of one Okta org.
@@ -146,6 +163,8 @@ pub struct Tenant {
     pub pending: HashMap<String, (AuthorizeRequest, Millis)>,
     pub codes: HashMap<[u8; 32], AuthCode>,
     pub tokens: HashMap<[u8; 32], TokenRecord>,
+    /// The distinct [`TokenContext`]s of `tokens`, so equal ones are stored once; purged with the tokens.
+    pub token_contexts: std::collections::HashSet<Arc<TokenContext>>,
     pub refresh: RefreshStore,
     pub log: SystemLog,
     /// Next key-pool slot for rotations.
@@ -329,6 +348,7 @@ impl Tenant {
             pending: HashMap::new(),
             codes: HashMap::new(),
             tokens: HashMap::new(),
+            token_contexts: Default::default(),
             refresh: RefreshStore::new(),
             log: SystemLog::default(),
             next_key_slot: slot,
@@ -521,6 +541,15 @@ impl Tenant {
     /// a day past expiry (they serve as `id_token_hint`), refresh families past their lifetime (revoked ones a
     /// day after revocation), and System Log events past Okta's 90-day retention. Maps that shrank to a
     /// quarter of their capacity give the memory back. Returns how many entries went.
+    /// The stored `Arc` equal to `ctx` (adding it if new), so records share one copy.
+    pub fn intern(&mut self, ctx: &Arc<TokenContext>) -> Arc<TokenContext> {
+        if let Some(c) = self.token_contexts.get(ctx) {
+            return c.clone();
+        }
+        self.token_contexts.insert(ctx.clone());
+        ctx.clone()
+    }
+
     pub fn purge(&mut self, now: Millis) -> usize {
         let before = self.sessions.len() + self.session_tokens.len() + self.pending.len() + self.codes.len() + self.tokens.len();
         let lifetime = self.session_lifetime_ms;
@@ -540,6 +569,7 @@ impl Tenant {
         shrink(&mut self.pending);
         shrink(&mut self.codes);
         shrink(&mut self.tokens);
+        self.token_contexts.retain(|c| Arc::strong_count(c) > 1);
         let after = self.sessions.len() + self.session_tokens.len() + self.pending.len() + self.codes.len() + self.tokens.len();
         before - after + self.refresh.purge(now, KEEP_REVOKED_MS) + self.log.expire(now)
     }
