@@ -41,7 +41,26 @@ pub enum Workload {
     Families,
 }
 
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 impl Workload {
+    /// The name on the command line (`client-credentials`, `tenant-start`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::ClientCredentials => "client-credentials",
+            Workload::StaticRefresh => "static-refresh",
+            Workload::RotateRefresh => "rotate-refresh",
+            Workload::SignIn => "sign-in",
+            Workload::Jwks => "jwks",
+            Workload::Discovery => "discovery",
+            Workload::Startup => "startup",
+            Workload::TenantStart => "tenant-start",
+            Workload::Families => "families",
+        }
+    }
+
     /// RS256 signatures per successful operation, for the signing bound.
     pub fn signatures(self) -> u32 {
         match self {
@@ -57,7 +76,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "client-credentials")]
     pub workload: Workload,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     pub concurrency: usize,
     /// Seconds of load (after one second of warm-up).
     #[arg(long, default_value_t = 10.0)]
@@ -85,10 +104,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub binary: Option<std::path::PathBuf>,
     /// startup and tenant-start: how many starts to time.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one())]
     pub runs: usize,
     /// families: how many refresh-token families to create.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_one())]
     pub families: usize,
 }
 
@@ -236,6 +255,13 @@ impl Driver {
 /// Runs one workload and returns its numbers.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     crate::crypto::install();
+    anyhow::ensure!(
+        args.concurrency >= 1 && args.runs >= 1 && args.families >= 1,
+        "--concurrency, --runs and --families must be at least 1"
+    );
+    if args.idp_url.is_some() && matches!(args.workload, Workload::Startup | Workload::TenantStart | Workload::Families) {
+        anyhow::bail!("--idp-url does not apply to the {} workload: it starts its own mock-idp", args.workload.name());
+    }
     match args.workload {
         Workload::Startup | Workload::TenantStart => return starts(args).await,
         Workload::Families => return families(args).await,
@@ -407,14 +433,25 @@ fn spawn_mock_idp(binary: &std::path::Path) -> anyhow::Result<Spawned> {
     Ok(Spawned { child, base: format!("http://127.0.0.1:{port}") })
 }
 
-/// Polls `url` (a fresh connection each time, 0.2 ms apart) until it answers 200; the elapsed time.
-async fn until_answered(http: &reqwest::Client, url: &str, t0: Instant) -> anyhow::Result<Duration> {
+/// Polls `url` (a fresh connection each time, 0.2 ms apart) until it answers 200; the elapsed time. With a
+/// `child`, fails at once when that process has exited.
+async fn until_answered(
+    http: &reqwest::Client,
+    url: &str,
+    t0: Instant,
+    mut child: Option<&mut std::process::Child>,
+) -> anyhow::Result<Duration> {
     loop {
         if let Ok(r) = http.get(url).send().await
             && r.status().is_success()
         {
             let _ = r.bytes().await;
             return Ok(t0.elapsed());
+        }
+        if let Some(c) = child.as_deref_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            anyhow::bail!("mock-idp exited ({status}) before answering {url}");
         }
         anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "{url} did not answer within 30 s");
         tokio::time::sleep(Duration::from_micros(200)).await;
@@ -454,13 +491,14 @@ async fn starts(args: &BenchArgs) -> anyhow::Result<BenchResult> {
             Workload::Startup => {
                 let binary = mock_idp_binary(args)?;
                 let t0 = Instant::now();
-                let p = spawn_mock_idp(&binary)?;
-                times.push(until_answered(&http, &format!("{}/.well-known/openid-configuration", p.base), t0).await?);
+                let mut p = spawn_mock_idp(&binary)?;
+                let url = format!("{}/.well-known/openid-configuration", p.base);
+                times.push(until_answered(&http, &url, t0, Some(&mut p.child)).await?);
             }
             _ => {
                 let t0 = Instant::now();
                 let idp = mock_idp::MockIdp::start(mock_idp::Options::default()).await?;
-                times.push(until_answered(&http, &format!("{}/.well-known/openid-configuration", idp.base_url()), t0).await?);
+                times.push(until_answered(&http, &format!("{}/.well-known/openid-configuration", idp.base_url()), t0, None).await?);
             }
         }
     }
@@ -481,9 +519,10 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
 /// `families`: sign-ins until `--families` refresh families are live, then past their expiry.
 async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let binary = mock_idp_binary(args)?;
-    let p = spawn_mock_idp(&binary)?;
+    let mut p = spawn_mock_idp(&binary)?;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(args.concurrency).build()?;
-    until_answered(&http, &format!("{}/.well-known/openid-configuration", p.base), Instant::now()).await?;
+    let url = format!("{}/.well-known/openid-configuration", p.base);
+    until_answered(&http, &url, Instant::now(), Some(&mut p.child)).await?;
     // The keys are generated in the background after start; one sign-in waits for them.
     let driver = Arc::new(Driver {
         http: http.clone(),
@@ -504,14 +543,19 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     for _ in 0..args.concurrency.max(1) {
         let (d, next) = (driver.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
             while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t0 = Instant::now();
                 d.sign_in().await?;
+                let _ = h.record(t0.elapsed().as_micros().max(1) as u64);
             }
-            Ok::<(), String>(())
+            Ok::<_, String>(h)
         }));
     }
+    // Latency of one sign-in (authn, authorize, code exchange) while the families pile up.
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for t in tasks {
-        t.await?.map_err(anyhow::Error::msg)?;
+        hist.add(t.await?.map_err(anyhow::Error::msg)?)?;
     }
     let seconds = all.elapsed().as_secs_f64();
     let live = rss_mib(pid)?;
@@ -554,10 +598,10 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         ok: total,
         errors: 0,
         throughput: total as f64 / seconds,
-        p50_ms: 0.0,
-        p90_ms: 0.0,
-        p99_ms: 0.0,
-        max_ms: 0.0,
+        p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
+        p90_ms: hist.value_at_quantile(0.9) as f64 / 1000.0,
+        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+        max_ms: hist.max() as f64 / 1000.0,
         signing_rate_per_s: None,
         signing_bound_per_s: None,
         share_of_bound: None,
@@ -571,16 +615,39 @@ pub async fn cli(args: BenchArgs) -> i32 {
         Ok(r) => {
             match (r.workload, r.rss_mib) {
                 (_, Some(m)) => println!(
-                    "{:?}: {} refresh families created in {:.1}s ({:.0}/s); mock-idp resident memory {:.1} MiB at start, {:.1} MiB right after the sign-ins, {:.1} MiB an hour later (codes and access tokens expired, families live), {:.1} MiB after the families' expiry and the purge",
-                    r.workload, m.families, r.seconds, r.throughput, m.before, m.live, m.families_only, m.after_expiry
+                    "{}: {} refresh families created in {:.1}s ({:.0}/s, sign-in p50 {:.2} ms, p99 {:.2} ms); mock-idp resident memory {:.1} MiB at start, {:.1} MiB right after the sign-ins, {:.1} MiB an hour later (codes and access tokens expired, families live), {:.1} MiB after the families' expiry and the purge",
+                    r.workload.name(),
+                    m.families,
+                    r.seconds,
+                    r.throughput,
+                    r.p50_ms,
+                    r.p99_ms,
+                    m.before,
+                    m.live,
+                    m.families_only,
+                    m.after_expiry
                 ),
                 (Workload::Startup | Workload::TenantStart, _) => println!(
-                    "{:?}: {} starts; until discovery answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                    r.workload, r.ok, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                    "{}: {} starts; until discovery answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    r.workload.name(),
+                    r.ok,
+                    r.p50_ms,
+                    r.p90_ms,
+                    r.p99_ms,
+                    r.max_ms
                 ),
                 _ => println!(
-                    "{:?} at concurrency {} for {:.1}s: {} ok, {} errors, {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                    r.workload, r.concurrency, r.seconds, r.ok, r.errors, r.throughput, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                    "{} at concurrency {} for {:.1}s: {} ok, {} errors, {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    r.workload.name(),
+                    r.concurrency,
+                    r.seconds,
+                    r.ok,
+                    r.errors,
+                    r.throughput,
+                    r.p50_ms,
+                    r.p90_ms,
+                    r.p99_ms,
+                    r.max_ms
                 ),
             }
             if let (Some(s), Some(b), Some(share)) = (r.signing_rate_per_s, r.signing_bound_per_s, r.share_of_bound) {

@@ -105,3 +105,34 @@ async fn families_reports_memory_before_live_and_after_expiry() {
     assert_eq!(m.families, 40);
     assert!(m.before > 1.0 && m.live > 1.0 && m.families_only > 1.0 && m.after_expiry > 1.0, "{m:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_fails_at_once_when_the_binary_exits() {
+    let mut a = args(Workload::Startup);
+    a.binary = Some("/bin/false".into());
+    let t0 = std::time::Instant::now();
+    let e = run(&a).await.unwrap_err().to_string();
+    assert!(e.starts_with("mock-idp exited (exit status: 1) before answering http://127.0.0.1:"), "{e}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20), "it did not wait for the 30 s timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_workloads_refuse_idp_url_and_zero_counts() {
+    for w in [Workload::Startup, Workload::TenantStart, Workload::Families] {
+        let mut a = args(w);
+        a.idp_url = Some("http://127.0.0.1:1".into());
+        let e = run(&a).await.unwrap_err().to_string();
+        assert_eq!(e, format!("--idp-url does not apply to the {} workload: it starts its own mock-idp", w.name()));
+    }
+    let mut a = args(Workload::TenantStart);
+    a.runs = 0;
+    assert_eq!(run(&a).await.unwrap_err().to_string(), "--concurrency, --runs and --families must be at least 1");
+}
+
+#[test]
+fn workload_names_are_the_command_line_names() {
+    use clap::ValueEnum;
+    for w in Workload::value_variants() {
+        assert_eq!(w.to_possible_value().unwrap().get_name(), w.name());
+    }
+}
