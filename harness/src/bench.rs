@@ -137,7 +137,8 @@ pub struct RssReport {
     pub before: f64,
     /// Right after the sign-ins: families, sessions, codes, access and ID tokens, System Log all live.
     pub live: f64,
-    /// An hour later: codes and access/ID tokens expired and purged, families and sessions live.
+    /// An hour later: codes and access tokens expired and purged (ID-token records stay a day longer, for
+    /// id_token_hint), families and sessions live.
     pub families_only: f64,
     pub after_expiry: f64,
 }
@@ -258,6 +259,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     anyhow::ensure!(
         args.concurrency >= 1 && args.runs >= 1 && args.families >= 1,
         "--concurrency, --runs and --families must be at least 1"
+    );
+    anyhow::ensure!(
+        args.duration.is_finite() && args.duration > 0.0 && args.duration <= 86_400.0,
+        "--duration must be a number of seconds above 0 (at most a day), got {}",
+        args.duration
     );
     if args.idp_url.is_some() && matches!(args.workload, Workload::Startup | Workload::TenantStart | Workload::Families) {
         anyhow::bail!("--idp-url does not apply to the {} workload: it starts its own mock-idp", args.workload.name());
@@ -567,8 +573,9 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
             Ok::<(), anyhow::Error>(())
         }
     };
-    // 61 minutes on: the access and ID tokens (1 hour) and the codes have expired and are purged (the clock
-    // request itself runs the purge), the sessions (2 hours) and refresh families (90 days) are live.
+    // 61 minutes on: the access tokens (1 hour) and the codes have expired and are purged (the clock request
+    // itself runs the purge); ID-token records stay a day past expiry (id_token_hint), the sessions (2 hours)
+    // and refresh families (90 days) are live.
     // Allocators hand freed pages back lazily, as a server goes on working: some ordinary requests and a
     // moment before each reading after a purge.
     let settle = || {

@@ -127,6 +127,14 @@ async fn process_workloads_refuse_idp_url_and_zero_counts() {
     let mut a = args(Workload::TenantStart);
     a.runs = 0;
     assert_eq!(run(&a).await.unwrap_err().to_string(), "--concurrency, --runs and --families must be at least 1");
+    for d in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
+        let mut a = args(Workload::Jwks);
+        a.duration = d;
+        assert_eq!(
+            run(&a).await.unwrap_err().to_string(),
+            format!("--duration must be a number of seconds above 0 (at most a day), got {d}")
+        );
+    }
 }
 
 #[test]

@@ -187,7 +187,6 @@ impl Tenant {
         (now - at <= PENDING_LIFETIME_MS).then_some(req)
     }
 
-    /// Issues a code for an authenticated user, or the redirect error Okta gives (not assigned, inactive).
     /// Mock-only (`tamper_authorize: injected_code`): makes an issued code one of another authorization
     /// request of the same client, user and redirect URI, as an attacker's code injected into this response
     /// would be. Its PKCE challenge becomes the one of [`super::faults::INJECTED_CODE_VERIFIER`] and its
@@ -203,6 +202,7 @@ impl Tenant {
         }
     }
 
+    /// Issues a code for an authenticated user, or the redirect error Okta gives (not assigned, inactive).
     pub fn complete_authorize(&mut self, req: &AuthorizeRequest, session: &Session, now: Millis) -> Result<String, AuthorizeError> {
         let prefix = req.server.event_prefix();
         let fail = |t: &mut Tenant, error: OAuthError| {

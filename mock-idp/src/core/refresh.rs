@@ -1051,6 +1051,9 @@ impl RefreshStore {
         if !removed.is_empty() {
             self.index.remove_families(&removed);
             self.grants.retain(|g| Arc::strong_count(g) > 1);
+            if self.grants.capacity() > 4 * self.grants.len().max(1024) {
+                self.grants.shrink_to_fit();
+            }
         }
         removed.len()
     }

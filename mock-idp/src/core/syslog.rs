@@ -385,7 +385,17 @@ impl SystemLog {
 
     /// Runs a query; returns the page and the cursor of its last event when more may follow.
     pub fn query(&self, q: &LogQuery) -> (Vec<Event>, Option<u64>) {
-        // What can be decided without decoding: time, cursor, and an `eventType eq` clause.
+        // Every value a filter clause compares with appears in a matching event's JSON as that JSON string
+        // (quoted, escaped), and `q`'s text as an escaped substring: an event whose JSON lacks one of them
+        // cannot match and is not decoded. Serde's escaping is per character, so this never skips a match.
+        let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        let mut needles: Vec<String> = q.filter.iter().filter(|c| c.field != "eventType").map(|c| quoted(&c.value)).collect();
+        if let Some(t) = &q.q {
+            let j = quoted(t);
+            needles.push(j[1..j.len() - 1].to_string());
+        }
+        let finders: Vec<memchr::memmem::Finder> = needles.iter().map(|n| memchr::memmem::Finder::new(n.as_bytes())).collect();
+        // What can be decided without decoding: time, cursor, an `eventType eq` clause and the needles.
         let cheap = |s: &&Stored| {
             q.since.is_none_or(|t| s.published >= t)
                 && q.until.is_none_or(|u| s.published < u)
@@ -395,6 +405,7 @@ impl SystemLog {
                     Some(a) if q.descending => s.seq < a,
                     Some(a) => s.seq > a,
                 }
+                && finders.iter().all(|f| f.find(&s.json).is_some())
         };
         let full = |e: &Event| {
             q.filter.iter().all(|c| e.matches(c))
@@ -419,6 +430,26 @@ impl SystemLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The raw-JSON prefilter never hides a match, whatever the value's characters need in JSON.
+    #[test]
+    fn queries_find_values_that_json_escapes() {
+        let mut log = SystemLog::default();
+        let odd = "a\"b\\c\nd é\u{1}";
+        log.push(Event::new("user.session.start", "User login to Okta", Outcome::Success, 1).actor(Actor::user("00u1", odd, "Odd")));
+        log.push(Event::new("user.session.start", "User login to Okta", Outcome::Failure, 2).actor(Actor::user("00u2", "plain", "Plain")));
+        let q = |filter: &str, text: Option<&str>| {
+            let query = LogQuery { filter: parse_filter(filter).unwrap(), q: text.map(str::to_string), limit: 10, ..Default::default() };
+            log.query(&query).0.iter().map(|e| e.published).collect::<Vec<_>>()
+        };
+        assert_eq!(q("actor.id eq \"00u1\"", None), vec![1]);
+        assert_eq!(q("outcome.result eq \"FAILURE\"", None), vec![2]);
+        assert_eq!(q("severity eq \"WARN\"", None), vec![2]);
+        assert_eq!(q("eventType eq \"user.session.start\"", Some("\"b\\c\nd é")), vec![1]);
+        assert_eq!(q("eventType eq \"user.session.start\"", Some("login to")), vec![1, 2]);
+        assert_eq!(q("eventType eq \"user.session.start\"", Some("zzz")), Vec::<i64>::new());
+        assert_eq!(q("actor.id eq \"00u\"", None), Vec::<i64>::new());
+    }
 
     #[test]
     fn filter_parses_and_matches() {

@@ -536,11 +536,6 @@ impl Tenant {
         fams
     }
 
-    /// Drops what has expired: sessions, session tokens, pending authorizations, codes (kept one code
-    /// lifetime past expiry, so a late replay is still recognised), access-token records, ID-token records
-    /// a day past expiry (they serve as `id_token_hint`), refresh families past their lifetime (revoked ones a
-    /// day after revocation), and System Log events past Okta's 90-day retention. Maps that shrank to a
-    /// quarter of their capacity give the memory back. Returns how many entries went.
     /// The stored `Arc` equal to `ctx` (adding it if new), so records share one copy.
     pub fn intern(&mut self, ctx: &Arc<TokenContext>) -> Arc<TokenContext> {
         if let Some(c) = self.token_contexts.get(ctx) {
@@ -550,6 +545,11 @@ impl Tenant {
         ctx.clone()
     }
 
+    /// Drops what has expired: sessions, session tokens, pending authorizations, codes (kept one code
+    /// lifetime past expiry, so a late replay is still recognised), access-token records, ID-token records
+    /// a day past expiry (they serve as `id_token_hint`), refresh families past their lifetime (revoked ones a
+    /// day after revocation), and System Log events past Okta's 90-day retention. Maps that shrank to a
+    /// quarter of their capacity give the memory back. Returns how many entries went.
     pub fn purge(&mut self, now: Millis) -> usize {
         let before = self.sessions.len() + self.session_tokens.len() + self.pending.len() + self.codes.len() + self.tokens.len();
         let lifetime = self.session_lifetime_ms;
@@ -570,6 +570,9 @@ impl Tenant {
         shrink(&mut self.codes);
         shrink(&mut self.tokens);
         self.token_contexts.retain(|c| Arc::strong_count(c) > 1);
+        if self.token_contexts.capacity() > 4 * self.token_contexts.len().max(1024) {
+            self.token_contexts.shrink_to_fit();
+        }
         let after = self.sessions.len() + self.session_tokens.len() + self.pending.len() + self.codes.len() + self.tokens.len();
         before - after + self.refresh.purge(now, KEEP_REVOKED_MS) + self.log.expire(now)
     }

@@ -100,9 +100,12 @@ pub async fn keys(State(s): State<Shared>, path: Option<Path<String>>) -> Result
     let id = path.map(|Path(p)| p);
     let server = s.server(id.as_deref())?;
     let t = s.tenant.lock();
-    let keys: Vec<Value> = t.keys[&server].published().map(|k| k.material.jwk()).collect();
+    // The key handles only: a key generated in the background may still be on its way, and waiting for it
+    // must not hold up every other request behind the tenant lock.
+    let published: Vec<_> = t.keys[&server].published().map(|k| k.material.clone()).collect();
     let max_age = t.jwks_max_age_s;
     drop(t);
+    let keys: Vec<Value> = published.iter().map(|k| k.jwk()).collect();
     let mut r = Json(json!({"keys": keys})).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("max-age={max_age}, must-revalidate")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
