@@ -377,26 +377,40 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     } else {
         Some(signing_rate(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), 2.0))
     };
-    let h = hist.lock();
-    let okn = ok.load(Ordering::Relaxed);
-    let throughput = okn as f64 / seconds;
-    let bound = signing.map(|s| s / args.workload.signatures() as f64);
-    Ok(BenchResult {
-        workload: args.workload,
-        concurrency: args.concurrency,
+    let r = BenchResult::measured(
+        args.workload,
+        args.concurrency,
         seconds,
-        ok: okn,
-        errors: errors.load(Ordering::Relaxed),
-        throughput,
-        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
-        p90_ms: h.value_at_quantile(0.9) as f64 / 1000.0,
-        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
-        max_ms: h.max() as f64 / 1000.0,
-        signing_rate_per_s: signing,
-        signing_bound_per_s: bound,
-        share_of_bound: bound.map(|b| throughput / b),
-        rss_mib: None,
-    })
+        ok.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        &hist.lock(),
+    );
+    let bound = signing.map(|s| s / args.workload.signatures() as f64);
+    Ok(BenchResult { signing_rate_per_s: signing, signing_bound_per_s: bound, share_of_bound: bound.map(|b| r.throughput / b), ..r })
+}
+
+impl BenchResult {
+    /// `ok` operations (and `errors`) in `seconds`, latencies from `h` (microseconds); no signing rate or
+    /// memory report.
+    fn measured(workload: Workload, concurrency: usize, seconds: f64, ok: u64, errors: u64, h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        BenchResult {
+            workload,
+            concurrency,
+            seconds,
+            ok,
+            errors,
+            throughput: ok as f64 / seconds,
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            signing_rate_per_s: None,
+            signing_bound_per_s: None,
+            share_of_bound: None,
+            rss_mib: None,
+        }
+    }
 }
 
 /// A `mock-idp` binary on a free loopback port, killed on drop.
@@ -469,22 +483,7 @@ fn latency_result(args: &BenchArgs, times: &[Duration], total: Duration) -> anyh
     for t in times {
         h.record(t.as_micros().max(1) as u64)?;
     }
-    Ok(BenchResult {
-        workload: args.workload,
-        concurrency: 1,
-        seconds: total.as_secs_f64(),
-        ok: times.len() as u64,
-        errors: 0,
-        throughput: times.len() as f64 / total.as_secs_f64(),
-        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
-        p90_ms: h.value_at_quantile(0.9) as f64 / 1000.0,
-        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
-        max_ms: h.max() as f64 / 1000.0,
-        signing_rate_per_s: None,
-        signing_bound_per_s: None,
-        share_of_bound: None,
-        rss_mib: None,
-    })
+    Ok(BenchResult::measured(args.workload, 1, total.as_secs_f64(), times.len() as u64, 0, &h))
 }
 
 /// `startup` and `tenant-start`: repeated starts, each timed until discovery answers.
@@ -598,22 +597,8 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     advance(100.0 * 86_400.0).await?;
     settle().await?;
     let after_expiry = rss_mib(pid)?;
-    Ok(BenchResult {
-        workload: args.workload,
-        concurrency: args.concurrency,
-        seconds,
-        ok: total,
-        errors: 0,
-        throughput: total as f64 / seconds,
-        p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
-        p90_ms: hist.value_at_quantile(0.9) as f64 / 1000.0,
-        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
-        max_ms: hist.max() as f64 / 1000.0,
-        signing_rate_per_s: None,
-        signing_bound_per_s: None,
-        share_of_bound: None,
-        rss_mib: Some(RssReport { families: args.families, before, live, families_only, after_expiry }),
-    })
+    let rss = RssReport { families: args.families, before, live, families_only, after_expiry };
+    Ok(BenchResult { rss_mib: Some(rss), ..BenchResult::measured(args.workload, args.concurrency, seconds, total, 0, &hist) })
 }
 
 /// `harness bench`.

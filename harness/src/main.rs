@@ -298,7 +298,7 @@ async fn run_up(a: UpArgs) -> ExitCode {
         println!("                (alice@example.com or bob@example.com, password Passw0rd!)");
     }
     println!("  SSO settings: {}  (admin / admin-password)", running.bsr.settings_url());
-    shutdown_signal().await;
+    mock_idp::server::shutdown_signal().await;
     running.shutdown().await;
     ExitCode::SUCCESS
 }
@@ -327,27 +327,9 @@ async fn run_bsr(a: BsrArgs) -> ExitCode {
     if !configured {
         println!("  single sign-on is not configured yet: {} (admin sign-in required)", bsr.settings_url());
     }
-    shutdown_signal().await;
+    mock_idp::server::shutdown_signal().await;
     bsr.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 #[cfg(test)]

@@ -124,25 +124,7 @@ async fn main() -> ExitCode {
     }
     let scheme = if args.tls { "https" } else { "http" };
     println!("mock-idp listening on {scheme}://{}", idp.addr());
-    shutdown_signal().await;
+    mock_idp::server::shutdown_signal().await;
     idp.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

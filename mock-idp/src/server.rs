@@ -219,3 +219,23 @@ pub fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<
         let _ = tcp.set_nodelay(true);
     })
 }
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: how the `mock-idp` and `harness` binaries wait before
+/// shutting their servers down gracefully.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -25,7 +25,8 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 async fn start_on(addr: SocketAddr, state: &Path) -> anyhow::Result<MockIdp> {
-    // The previous server on this address may take a moment to let go of it.
+    // The previous server on this address may take a moment to let go of it: a wait on the OS, not on the
+    // IdP's clock, so a real (short) pause between attempts.
     let mut last = None;
     for _ in 0..100 {
         match tokio::net::TcpListener::bind(addr).await {
@@ -319,7 +320,8 @@ mod killed {
             match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
                 Ok(Ok(Some(l))) if l.starts_with("mock-idp listening on") => return child,
                 _ => {
-                    // The port was not free yet (the killed process's socket); try again shortly.
+                    // The port was not free yet (the killed process's socket, a wait on the OS, not on the
+                    // IdP's clock); try again shortly.
                     let _ = child.kill().await;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -363,9 +365,12 @@ mod killed {
             workers.push(Worker { client, acked: vec![t.refresh_token.unwrap()] });
         }
         let answered = Arc::new(AtomicUsize::new(0));
+        // Signalled by the worker whose answer is the 150th: the load is well under way.
+        let under_way = Arc::new(tokio::sync::Notify::new());
         let mut tasks = tokio::task::JoinSet::new();
         for (i, mut w) in workers.into_iter().enumerate() {
             let answered = answered.clone();
+            let under_way = under_way.clone();
             tasks.spawn(async move {
                 let form = |rt: &str| encode_form(&[("grant_type", "refresh_token"), ("refresh_token", rt)]);
                 for n in 0.. {
@@ -380,7 +385,9 @@ mod killed {
                     let Ok(v) = r.json::<Value>().await else { break };
                     let rt =
                         v["refresh_token"].as_str().unwrap_or_else(|| panic!("worker {i}: a refresh was refused before the kill: {v}"));
-                    answered.fetch_add(1, Ordering::SeqCst);
+                    if answered.fetch_add(1, Ordering::SeqCst) + 1 == 150 {
+                        under_way.notify_one();
+                    }
                     w.acked.push(rt.to_string());
                     if w.acked.len() > 2 {
                         w.acked.remove(0);
@@ -393,9 +400,8 @@ mod killed {
             });
         }
         // Kill once the load is well under way.
-        while answered.load(Ordering::SeqCst) < 150 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // notify_one stores a permit, so a signal sent before this wait is not lost.
+        tokio::time::timeout(Duration::from_secs(120), under_way.notified()).await.expect("150 refreshes answered within 2 minutes");
         child.start_kill().unwrap();
         let status = child.wait().await.unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "killed by SIGKILL");
