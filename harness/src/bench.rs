@@ -148,36 +148,77 @@ pub fn signing_rate(threads: usize, secs: f64) -> f64 {
     mock_idp::signing::measure_rate(threads, secs)
 }
 
+mod conn;
+
+use conn::{Conn, Target};
+
+/// What the workers send: the target and the requests that never change, built once.
 struct Driver {
-    http: reqwest::Client,
-    base: String,
-    token_path: String,
-    client_id: String,
-    client_secret: String,
-    scope: String,
+    target: Target,
+    /// `Authorization` of the app the sign-in and refresh workloads use (`bsr-local`).
+    bsr_auth: String,
+    authn: Vec<u8>,
+    client_credentials: Vec<u8>,
+    jwks: Vec<u8>,
+    discovery: Vec<u8>,
 }
 
 const REDIRECT: &str = "http://127.0.0.1:3000/oauth2/callback";
 
+fn basic(id: &str, secret: &str) -> String {
+    // RFC 6749 §2.3.1: each part form-urlencoded before base64.
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+}
+
+fn json_of(a: &conn::Answer, what: &str) -> Result<Value, String> {
+    if a.status != 200 {
+        return Err(format!("{what}: {} {}", a.status, String::from_utf8_lossy(&a.body)));
+    }
+    serde_json::from_slice(&a.body).map_err(|e| format!("{what}: not JSON: {e}"))
+}
+
 impl Driver {
-    async fn sign_in(&self) -> Result<Value, String> {
-        let st: Value = self
-            .http
-            .post(format!("{}/api/v1/authn", self.base))
-            .json(&json!({"username": "alice@example.com", "password": "Passw0rd!"}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+    fn new(target: Target, args: &BenchArgs) -> Driver {
+        let form = |pairs: &[(&str, &str)]| form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        let cc_body = form(&[("grant_type", "client_credentials"), ("scope", args.scope.as_str())]);
+        let cc_auth = basic(&args.client_id, &args.client_secret);
+        Driver {
+            client_credentials: target.request(
+                "POST",
+                &args.token_path,
+                &[("Authorization", &cc_auth), ("Content-Type", "application/x-www-form-urlencoded")],
+                cc_body.as_bytes(),
+            ),
+            authn: target.request(
+                "POST",
+                "/api/v1/authn",
+                &[("Content-Type", "application/json"), ("Accept", "application/json")],
+                json!({"username": "alice@example.com", "password": "Passw0rd!"}).to_string().as_bytes(),
+            ),
+            jwks: target.request("GET", "/oauth2/default/v1/keys", &[], b""),
+            discovery: target.request("GET", "/oauth2/default/.well-known/openid-configuration", &[], b""),
+            bsr_auth: basic("bsr-local", "bsr-local-secret"),
+            target,
+        }
+    }
+
+    fn token_request(&self, body: &str) -> Vec<u8> {
+        self.target.request(
+            "POST",
+            "/oauth2/default/v1/token",
+            &[("Authorization", &self.bsr_auth), ("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    }
+
+    async fn sign_in(&self, c: &mut Conn) -> Result<Value, String> {
+        let st = json_of(&c.send(&self.authn).await?, "authn")?;
         let token = st["sessionToken"].as_str().ok_or("authn gave no sessionToken")?;
         let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let r = self
-            .http
-            .get(format!("{}/oauth2/default/v1/authorize", self.base))
-            .query(&[
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
                 ("client_id", "bsr-local"),
                 ("response_type", "code"),
                 ("scope", "openid profile email offline_access"),
@@ -187,70 +228,127 @@ impl Driver {
                 ("code_challenge_method", "S256"),
                 ("sessionToken", token),
             ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).ok_or("authorize did not redirect")?;
-        let code = url::Url::parse(loc)
+            .finish();
+        let r = c.send(&self.target.request("GET", &format!("/oauth2/default/v1/authorize?{query}"), &[], b"")).await?;
+        let loc = r.location.ok_or_else(|| format!("authorize did not redirect: {} {}", r.status, String::from_utf8_lossy(&r.body)))?;
+        let code = url::Url::parse(&loc)
             .ok()
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.to_string()))
-            .ok_or("no code")?;
-        let t: Value = self
-            .http
-            .post(format!("{}/oauth2/default/v1/token", self.base))
-            .basic_auth("bsr-local", Some("bsr-local-secret"))
-            .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| format!("no code in the redirect {loc}"))?;
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+            .finish();
+        let t = json_of(&c.send(&self.token_request(&body)).await?, "code exchange")?;
         if t.get("access_token").is_none() {
             return Err(format!("code exchange failed: {t}"));
         }
         Ok(t)
     }
 
-    async fn refresh(&self, rt: &str) -> Result<String, String> {
-        let t: Value = self
-            .http
-            .post(format!("{}/oauth2/default/v1/token", self.base))
-            .basic_auth("bsr-local", Some("bsr-local-secret"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn refresh(&self, c: &mut Conn, rt: &str) -> Result<String, String> {
+        let body =
+            form_urlencoded::Serializer::new(String::new()).extend_pairs([("grant_type", "refresh_token"), ("refresh_token", rt)]).finish();
+        let t = json_of(&c.send(&self.token_request(&body)).await?, "refresh")?;
         t["refresh_token"].as_str().map(str::to_string).ok_or_else(|| format!("refresh failed: {t}"))
     }
 
-    async fn get_ok(&self, path: &str) -> Result<(), String> {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| e.to_string())?;
-        if !r.status().is_success() {
-            return Err(format!("{path}: {}", r.status()));
+    async fn get_ok(&self, c: &mut Conn, req: &[u8], what: &str) -> Result<(), String> {
+        let r = c.send(req).await?;
+        if !(200..300).contains(&r.status) {
+            return Err(format!("{what}: {}", r.status));
         }
-        let _ = r.bytes().await.map_err(|e| e.to_string())?;
         Ok(())
     }
 
-    async fn client_credentials(&self) -> Result<(), String> {
-        let r = self
-            .http
-            .post(format!("{}{}", self.base, self.token_path))
-            .basic_auth(&self.client_id, Some(&self.client_secret))
-            .form(&[("grant_type", "client_credentials"), ("scope", self.scope.as_str())])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !r.status().is_success() {
-            return Err(format!("client_credentials: {} {}", r.status(), r.text().await.unwrap_or_default()));
+    async fn client_credentials(&self, c: &mut Conn) -> Result<(), String> {
+        let r = c.send(&self.client_credentials).await?;
+        if !(200..300).contains(&r.status) {
+            return Err(format!("client_credentials: {} {}", r.status, String::from_utf8_lossy(&r.body)));
         }
-        let _ = r.bytes().await;
         Ok(())
     }
+}
+
+/// What the load loop measured.
+struct Outcome {
+    hist: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+}
+
+/// The load loop: `concurrency` workers, each on its own connection, one second of warm-up, then
+/// `duration` seconds measured.
+async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, duration: f64) -> anyhow::Result<Outcome> {
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let first_error = Arc::new(Mutex::new(None::<String>));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (d, hist, ok, errors, measuring, stop, first_error) =
+            (driver.clone(), hist.clone(), ok.clone(), errors.clone(), measuring.clone(), stop.clone(), first_error.clone());
+        let w = workload;
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::new(d.target.clone());
+            // Refresh workloads: each worker drives its own family, as independent sessions do.
+            let mut rt = match w {
+                Workload::StaticRefresh | Workload::RotateRefresh => match d.sign_in(&mut c).await {
+                    Ok(t) => t["refresh_token"].as_str().map(str::to_string),
+                    Err(e) => {
+                        *first_error.lock() = Some(e);
+                        return;
+                    }
+                },
+                _ => None,
+            };
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let r = match w {
+                    Workload::ClientCredentials => d.client_credentials(&mut c).await,
+                    Workload::StaticRefresh | Workload::RotateRefresh => match &rt {
+                        Some(cur) => d.refresh(&mut c, cur).await.map(|next| rt = Some(next)),
+                        None => Err("no refresh token".into()),
+                    },
+                    Workload::SignIn => d.sign_in(&mut c).await.map(|_| ()),
+                    Workload::Jwks => d.get_ok(&mut c, &d.jwks, "jwks").await,
+                    Workload::Discovery => d.get_ok(&mut c, &d.discovery, "discovery").await,
+                    // Handled before the load loop (`starts`, `families`).
+                    Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
+                };
+                if !measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match r {
+                    Ok(()) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        let _ = local.record(t0.elapsed().as_micros() as u64);
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.lock().get_or_insert(e);
+                    }
+                }
+            }
+            let _ = hist.lock().add(&local);
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(duration)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let seconds = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let hist = hist.lock().clone();
+    let first_error = first_error.lock().clone();
+    Ok(Outcome { hist, ok: ok.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), first_error, seconds })
 }
 
 /// Runs one workload and returns its numbers.
@@ -293,82 +391,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_string();
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(args.concurrency).build()?;
-    let driver = Arc::new(Driver {
-        http,
-        base,
-        token_path: args.token_path.clone(),
-        client_id: args.client_id.clone(),
-        client_secret: args.client_secret.clone(),
-        scope: args.scope.clone(),
-    });
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
-    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let first_error = Arc::new(Mutex::new(None::<String>));
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        let (d, hist, ok, errors, measuring, stop, first_error) =
-            (driver.clone(), hist.clone(), ok.clone(), errors.clone(), measuring.clone(), stop.clone(), first_error.clone());
-        let w = args.workload;
-        tasks.push(tokio::spawn(async move {
-            // Refresh workloads: each worker drives its own family, as independent sessions do.
-            let mut rt = match w {
-                Workload::StaticRefresh | Workload::RotateRefresh => match d.sign_in().await {
-                    Ok(t) => t["refresh_token"].as_str().map(str::to_string),
-                    Err(e) => {
-                        *first_error.lock() = Some(e);
-                        return;
-                    }
-                },
-                _ => None,
-            };
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
-            while !stop.load(Ordering::Relaxed) {
-                let t0 = Instant::now();
-                let r = match w {
-                    Workload::ClientCredentials => d.client_credentials().await,
-                    Workload::StaticRefresh | Workload::RotateRefresh => match &rt {
-                        Some(cur) => d.refresh(cur).await.map(|next| rt = Some(next)),
-                        None => Err("no refresh token".into()),
-                    },
-                    Workload::SignIn => d.sign_in().await.map(|_| ()),
-                    Workload::Jwks => d.get_ok("/oauth2/default/v1/keys").await,
-                    Workload::Discovery => d.get_ok("/oauth2/default/.well-known/openid-configuration").await,
-                    // Handled before the load loop (`starts`, `families`).
-                    Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
-                };
-                if !measuring.load(Ordering::Relaxed) {
-                    continue;
-                }
-                match r {
-                    Ok(()) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        let _ = local.record(t0.elapsed().as_micros() as u64);
-                    }
-                    Err(e) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        first_error.lock().get_or_insert(e);
-                    }
-                }
-            }
-            let _ = hist.lock().add(&local);
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let seconds = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
+    let driver = Arc::new(Driver::new(Target::resolve(&base).await?, args));
+    let out = drive(driver, args.workload, args.concurrency, args.duration).await?;
     drop(local);
-    if let Some(e) = first_error.lock().clone()
-        && ok.load(Ordering::Relaxed) == 0
+    if let Some(e) = &out.first_error
+        && out.ok == 0
     {
         anyhow::bail!("the workload failed: {e}");
     }
@@ -377,14 +404,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     } else {
         Some(signing_rate(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), 2.0))
     };
-    let r = BenchResult::measured(
-        args.workload,
-        args.concurrency,
-        seconds,
-        ok.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed),
-        &hist.lock(),
-    );
+    let r = BenchResult::measured(args.workload, args.concurrency, out.seconds, out.ok, out.errors, &out.hist);
     let bound = signing.map(|s| s / args.workload.signatures() as f64);
     Ok(BenchResult { signing_rate_per_s: signing, signing_bound_per_s: bound, share_of_bound: bound.map(|b| r.throughput / b), ..r })
 }
@@ -529,15 +549,9 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let url = format!("{}/.well-known/openid-configuration", p.base);
     until_answered(&http, &url, Instant::now(), Some(&mut p.child)).await?;
     // The keys are generated in the background after start; one sign-in waits for them.
-    let driver = Arc::new(Driver {
-        http: http.clone(),
-        base: p.base.clone(),
-        token_path: String::new(),
-        client_id: String::new(),
-        client_secret: String::new(),
-        scope: String::new(),
-    });
-    let first = driver.sign_in().await.map_err(anyhow::Error::msg)?;
+    let driver = Arc::new(Driver::new(Target::resolve(&p.base).await?, args));
+    let mut control = Conn::new(driver.target.clone());
+    let first = driver.sign_in(&mut control).await.map_err(anyhow::Error::msg)?;
     let first_rt = first["refresh_token"].as_str().unwrap_or_default().to_string();
     let pid = p.child.id();
     let before = rss_mib(pid)?;
@@ -549,9 +563,10 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         let (d, next) = (driver.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+            let mut c = Conn::new(d.target.clone());
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let t0 = Instant::now();
-                d.sign_in().await?;
+                d.sign_in(&mut c).await?;
                 let _ = h.record(t0.elapsed().as_micros().max(1) as u64);
             }
             Ok::<_, String>(h)
@@ -575,30 +590,31 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     // 61 minutes on: the access tokens (1 hour) and the codes have expired and are purged (the clock request
     // itself runs the purge); ID-token records stay a day past expiry (id_token_hint), the sessions (2 hours)
     // and refresh families (90 days) are live.
-    // Allocators hand freed pages back lazily, as a server goes on working: some ordinary requests and a
-    // moment before each reading after a purge.
-    let settle = || {
-        let d = driver.clone();
-        async move {
-            for _ in 0..200 {
-                d.get_ok("/oauth2/default/.well-known/openid-configuration").await.map_err(anyhow::Error::msg)?;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok::<(), anyhow::Error>(())
-        }
-    };
     advance(61.0 * 60.0).await?;
-    settle().await?;
+    settle(&driver, &mut control).await?;
     let families_only = rss_mib(pid)?;
     // The families are live: the first one still refreshes.
-    driver.refresh(&first_rt).await.map_err(|e| anyhow::anyhow!("the first family no longer refreshes an hour later: {e}"))?;
+    driver
+        .refresh(&mut control, &first_rt)
+        .await
+        .map_err(|e| anyhow::anyhow!("the first family no longer refreshes an hour later: {e}"))?;
     // Past every lifetime of the default tenant (refresh tokens: 90 days on the default server), then one
     // request so the purge runs.
     advance(100.0 * 86_400.0).await?;
-    settle().await?;
+    settle(&driver, &mut control).await?;
     let after_expiry = rss_mib(pid)?;
     let rss = RssReport { families: args.families, before, live, families_only, after_expiry };
     Ok(BenchResult { rss_mib: Some(rss), ..BenchResult::measured(args.workload, args.concurrency, seconds, total, 0, &hist) })
+}
+
+/// Allocators hand freed pages back lazily, as a server goes on working: some ordinary requests and a moment
+/// before each memory reading after a purge.
+async fn settle(d: &Driver, c: &mut Conn) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        d.get_ok(c, &d.discovery, "discovery").await.map_err(anyhow::Error::msg)?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(())
 }
 
 /// `harness bench`.

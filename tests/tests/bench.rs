@@ -144,3 +144,46 @@ fn workload_names_are_the_command_line_names() {
         assert_eq!(w.to_possible_value().unwrap().get_name(), w.name());
     }
 }
+
+/// A refused request is an error with the IdP's answer in it, not a silent zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_client_secret_fails_with_the_idps_answer() {
+    let mut a = args(Workload::ClientCredentials);
+    a.client_secret = "wrong".into();
+    let e = run(&a).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        r#"the workload failed: client_credentials: 401 {"error":"invalid_client","error_description":"The client secret supplied for a confidential client is invalid."}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_idp_url_is_refused_with_a_reason() {
+    let mut a = args(Workload::Jwks);
+    a.idp_url = Some("https://127.0.0.1:1".into());
+    assert_eq!(run(&a).await.unwrap_err().to_string(), "harness bench speaks plain http:// only (got https://127.0.0.1:1)");
+}
+
+/// The load generator drives a running binary as it drives the in-process IdP (here named `localhost`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drives_a_running_mock_idp_binary() {
+    use std::io::BufRead;
+    let mut child = Command::new(mock_idp_binary())
+        .args(["--addr", "127.0.0.1:0"])
+        .env("MOCK_IDP_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The binary prints its address once it listens.
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("mock-idp listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let mut a = args(Workload::SignIn);
+    a.idp_url = Some(format!("{}/", url.replace("127.0.0.1", "localhost")));
+    let r = run(&a).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let r = r.unwrap();
+    assert_eq!((r.errors, r.workload), (0, Workload::SignIn));
+    assert!(r.ok > 0);
+}
