@@ -98,8 +98,15 @@ impl Conn {
 
     async fn exchange(&mut self, request: &[u8]) -> Result<Answer, Failure> {
         if self.stream.is_none() {
-            let s =
-                TcpStream::connect(self.target.addr).await.map_err(|e| Failure::Io(format!("connecting to {}: {e}", self.target.addr)))?;
+            let s = match TcpStream::connect(self.target.addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // A server that is down refuses at once: pause so the workers do not spin on the cores
+                    // they share with it.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    return Err(Failure::Io(format!("connecting to {}: {e}", self.target.addr)));
+                }
+            };
             let _ = s.set_nodelay(true);
             self.stream = Some(s);
         }
