@@ -4,6 +4,7 @@
 //! and login/label, debug data names refresh-token families and generations, never token values.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -287,20 +288,36 @@ pub const DEFAULT_MAX_EVENTS: usize = 50_000;
 struct Stored {
     seq: u64,
     published: Millis,
-    event_type: Box<str>,
-    json: Box<[u8]>,
+    event_type: Arc<str>,
+    /// Shared, so a copy for the state file is a reference count, not the bytes.
+    json: Arc<[u8]>,
 }
 
 impl Stored {
     fn new(seq: u64, e: &Event) -> Self {
         // Serialising an Event (strings, numbers, JSON values) cannot fail.
-        let json = serde_json::to_vec(e).unwrap_or_default().into_boxed_slice();
+        let json = serde_json::to_vec(e).unwrap_or_default().into();
         Stored { seq, published: e.published, event_type: e.event_type.as_str().into(), json }
     }
 
     fn event(&self) -> Event {
         // Written by `Stored::new` from an Event, so it reads back; a defect would show as an empty event.
         serde_json::from_slice(&self.json).unwrap_or_else(|_| Event::new(self.event_type.to_string(), "", Outcome::Failure, self.published))
+    }
+}
+
+/// An event as the log keeps it, copied out cheaply (no decoding) so the caller can decode it after letting go
+/// of the tenant lock: what the state file writer does with 50,000 events.
+#[derive(Debug, Clone)]
+pub struct KeptEvent(Stored);
+
+impl KeptEvent {
+    pub fn seq(&self) -> u64 {
+        self.0.seq
+    }
+
+    pub fn event(&self) -> Event {
+        self.0.event()
     }
 }
 
@@ -353,12 +370,12 @@ impl SystemLog {
         removed
     }
 
-    /// The events with their sequence numbers and the next sequence number, for the state file.
-    pub fn snapshot(&self) -> (Vec<(u64, Event)>, u64) {
-        (self.events.iter().map(|s| (s.seq, s.event())).collect(), self.next_seq)
+    /// The events and the next sequence number, for the state file; [`KeptEvent::event`] decodes each.
+    pub fn snapshot(&self) -> (Vec<KeptEvent>, u64) {
+        (self.events.iter().cloned().map(KeptEvent).collect(), self.next_seq)
     }
 
-    /// A log from [`SystemLog::snapshot`]'s parts, keeping this log's cap.
+    /// A log from [`SystemLog::snapshot`]'s parts (decoded), keeping this log's cap.
     pub fn restore(&mut self, events: Vec<(u64, Event)>, next_seq: u64) {
         self.events = events.iter().map(|(seq, e)| Stored::new(*seq, e)).collect();
         self.next_seq = next_seq;
