@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{href_allow, no_content, object_body};
 use crate::clock::rfc3339_secs;
 use crate::core::directory::{NewServer, PolicyView, RuleView};
-use crate::core::keyset::{KeySet, KeyStatus};
+use crate::core::keyset::{KeyEntry, KeyStatus};
 use crate::core::model::{AuthServer, ServerId, ServerStatus, TokenLifetimes};
 use crate::core::tenant::Tenant;
 use crate::http::Shared;
@@ -117,8 +117,10 @@ fn rule_json(base: &str, sid: &str, pid: &str, r: &RuleView, s: &AuthServer) -> 
 }
 
 /// Okta's view of a server's keys: ACTIVE, then NEXT, then EXPIRED, each with its status.
-fn keys_json(base: &str, path: &str, ks: &KeySet) -> Vec<Value> {
-    let mut entries: Vec<_> = ks.entries().iter().collect();
+/// The keys as the management API lists them. Takes the entries copied out of the tenant (each an `Arc` of
+/// the key), so the JWKs are built after the lock is let go: a key still being generated in the background
+/// is waited for there, not under the lock every request needs.
+fn keys_json(base: &str, path: &str, mut entries: Vec<KeyEntry>) -> Vec<Value> {
     let rank = |s: KeyStatus| match s {
         KeyStatus::Active => 0,
         KeyStatus::Next => 1,
@@ -299,16 +301,21 @@ pub async fn update_rule(
 }
 
 /// `GET …/credentials/keys`: an array of the server's keys with `status`.
-pub async fn keys(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Response, ApiError> {
+/// The base URL and a copy of a custom server's key entries, or Okta's 404 for an unknown server.
+fn server_keys(s: &Shared, sid: &str) -> Result<(String, Vec<KeyEntry>), ApiError> {
     let t = s.tenant.lock();
-    let ks = t.keys.get(&ServerId::Custom(sid.clone())).filter(|_| t.servers.contains_key(&sid)).ok_or_else(|| server_not_found(&sid))?;
-    Ok(axum::Json(keys_json(&t.base_url, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), ks)).into_response())
+    let ks = t.keys.get(&ServerId::Custom(sid.to_string())).filter(|_| t.servers.contains_key(sid)).ok_or_else(|| server_not_found(sid))?;
+    Ok((t.base_url.clone(), ks.entries().to_vec()))
+}
+
+pub async fn keys(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Response, ApiError> {
+    let (base, entries) = server_keys(&s, &sid)?;
+    Ok(axum::Json(keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries)).into_response())
 }
 
 pub async fn key(State(s): State<Shared>, Path((sid, kid)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let t = s.tenant.lock();
-    let ks = t.keys.get(&ServerId::Custom(sid.clone())).filter(|_| t.servers.contains_key(&sid)).ok_or_else(|| server_not_found(&sid))?;
-    let all = keys_json(&t.base_url, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), ks);
+    let (base, entries) = server_keys(&s, &sid)?;
+    let all = keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries);
     let k =
         all.into_iter().find(|k| k["kid"] == kid).ok_or_else(|| ApiError::not_found(&format!("Resource not found: {kid} (JsonWebKey)")))?;
     Ok(axum::Json(k).into_response())
@@ -343,13 +350,16 @@ async fn draw_keys(s: &Shared) -> Result<(std::sync::Arc<crate::keys::KeyMateria
 async fn rotate(s: &Shared, server: ServerId, at_once: bool) -> Result<Vec<Value>, ApiError> {
     let key = draw(s, 1).await?.pop().ok_or_else(internal_error)?;
     let now = s.clock.now_ms();
-    let mut t = s.tenant.lock();
-    t.rotate_server_keys(&server, key, at_once, now)?;
+    let (base, entries) = {
+        let mut t = s.tenant.lock();
+        t.rotate_server_keys(&server, key, at_once, now)?;
+        (t.base_url.clone(), t.keys[&server].entries().to_vec())
+    };
     let path = match &server {
         ServerId::Org => "/oauth2/v1/keys".to_string(),
         ServerId::Custom(id) => format!("/api/v1/authorizationServers/{id}/credentials/keys"),
     };
-    Ok(keys_json(&t.base_url, &path, &t.keys[&server]))
+    Ok(keys_json(&base, &path, entries))
 }
 
 /// `POST …/credentials/lifecycle/keyRotate` with `{"use": "sig"}` (an empty body means `sig`):
