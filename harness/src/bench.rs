@@ -81,7 +81,8 @@ pub struct BenchArgs {
     /// Seconds of load (after one second of warm-up).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
-    /// A running mock-idp; without it an in-process one is started (default tenant, system clock).
+    /// A running mock-idp (plain `http://`; the load generator speaks HTTP/1.1 without TLS); without it an
+    /// in-process one is started (default tenant, system clock).
     #[arg(long)]
     pub idp_url: Option<String>,
     /// Print the result as JSON too.
