@@ -130,6 +130,8 @@ pub struct BenchResult {
     /// families: resident memory of the mock-idp process (MiB) at start, with the families live, and
     /// after the clock passed their expiry and the purge ran.
     pub rss_mib: Option<RssReport>,
+    /// The first error, when there were any.
+    pub first_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -172,9 +174,15 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
 }
 
+/// An answer's body for an error message: its first 300 bytes.
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    if body.len() > 300 { format!("{s}…") } else { s }
+}
+
 fn json_of(a: &conn::Answer, what: &str) -> Result<Value, String> {
     if a.status != 200 {
-        return Err(format!("{what}: {} {}", a.status, String::from_utf8_lossy(&a.body)));
+        return Err(format!("{what}: {} {}", a.status, snippet(&a.body)));
     }
     serde_json::from_slice(&a.body).map_err(|e| format!("{what}: not JSON: {e}"))
 }
@@ -256,7 +264,7 @@ impl Driver {
     async fn get_ok(&self, c: &mut Conn, req: &[u8], what: &str) -> Result<(), String> {
         let r = c.send(req).await?;
         if !(200..300).contains(&r.status) {
-            return Err(format!("{what}: {}", r.status));
+            return Err(format!("{what}: {} {}", r.status, snippet(&r.body)));
         }
         Ok(())
     }
@@ -264,7 +272,7 @@ impl Driver {
     async fn client_credentials(&self, c: &mut Conn) -> Result<(), String> {
         let r = c.send(&self.client_credentials).await?;
         if !(200..300).contains(&r.status) {
-            return Err(format!("client_credentials: {} {}", r.status, String::from_utf8_lossy(&r.body)));
+            return Err(format!("client_credentials: {} {}", r.status, snippet(&r.body)));
         }
         Ok(())
     }
@@ -279,14 +287,20 @@ struct Outcome {
     seconds: f64,
 }
 
+/// How long after the measured window a request may still take before the run gives up on it.
+const GRACE: Duration = Duration::from_secs(2);
+
 /// The load loop: `concurrency` workers, each on its own connection, one second of warm-up, then
-/// `duration` seconds measured.
+/// `duration` seconds measured. An operation counts when it started and ended inside the window; one that
+/// has no answer by the window's end plus [`GRACE`] is an error, so a server that stops answering ends the run
+/// instead of hanging it.
 async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, duration: f64) -> anyhow::Result<Outcome> {
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let first_error = Arc::new(Mutex::new(None::<String>));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1) + Duration::from_secs_f64(duration) + GRACE;
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (d, hist, ok, errors, measuring, stop, first_error) =
@@ -294,43 +308,72 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
         let w = workload;
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::new(d.target.clone());
-            // Refresh workloads: each worker drives its own family, as independent sessions do.
-            let mut rt = match w {
-                Workload::StaticRefresh | Workload::RotateRefresh => match d.sign_in(&mut c).await {
-                    Ok(t) => t["refresh_token"].as_str().map(str::to_string),
-                    Err(e) => {
-                        *first_error.lock() = Some(e);
-                        return;
-                    }
-                },
-                _ => None,
-            };
+            // Refresh workloads: each worker drives its own family, as independent sessions do, signing in
+            // (again) whenever it has none; a failed sign-in counts as an error.
+            let mut rt: Option<String> = None;
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
             while !stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
-                let r = match w {
-                    Workload::ClientCredentials => d.client_credentials(&mut c).await,
-                    Workload::StaticRefresh | Workload::RotateRefresh => match &rt {
-                        Some(cur) => d.refresh(&mut c, cur).await.map(|next| rt = Some(next)),
-                        None => Err("no refresh token".into()),
-                    },
-                    Workload::SignIn => d.sign_in(&mut c).await.map(|_| ()),
-                    Workload::Jwks => d.get_ok(&mut c, &d.jwks, "jwks").await,
-                    Workload::Discovery => d.get_ok(&mut c, &d.discovery, "discovery").await,
-                    // Handled before the load loop (`starts`, `families`).
-                    Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
+                let counted = measuring.load(Ordering::Relaxed);
+                let refresh = matches!(w, Workload::StaticRefresh | Workload::RotateRefresh);
+                let op = async {
+                    match w {
+                        Workload::ClientCredentials => d.client_credentials(&mut c).await.map(|()| true),
+                        Workload::StaticRefresh | Workload::RotateRefresh => match &rt {
+                            None => d.sign_in(&mut c).await.map(|t| {
+                                rt = t["refresh_token"].as_str().map(str::to_string);
+                                false
+                            }),
+                            Some(cur) => {
+                                let next = d.refresh(&mut c, cur).await?;
+                                match (w, next == *cur) {
+                                    (Workload::StaticRefresh, false) => {
+                                        Err("static-refresh: the refresh token rotated; the IdP's bsr-local is not set to STATIC refresh tokens".to_string())
+                                    }
+                                    (Workload::RotateRefresh, true) => {
+                                        Err("rotate-refresh: the refresh token did not rotate; the IdP's bsr-local is set to STATIC refresh tokens".to_string())
+                                    }
+                                    _ => {
+                                        rt = Some(next);
+                                        Ok(true)
+                                    }
+                                }
+                            }
+                        },
+                        Workload::SignIn => d.sign_in(&mut c).await.map(|_| true),
+                        Workload::Jwks => d.get_ok(&mut c, &d.jwks, "jwks").await.map(|()| true),
+                        Workload::Discovery => d.get_ok(&mut c, &d.discovery, "discovery").await.map(|()| true),
+                        // Handled before the load loop (`starts`, `families`).
+                        Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
+                    }
                 };
-                if !measuring.load(Ordering::Relaxed) {
+                let (r, timed_out) = match tokio::time::timeout_at(deadline, op).await {
+                    Ok(r) => (r, false),
+                    Err(_) => {
+                        c.reset();
+                        (Err(format!("no answer within {:.1} s after the run ended", GRACE.as_secs_f64())), true)
+                    }
+                };
+                if let Err(e) = &r {
+                    if refresh {
+                        rt = None;
+                    }
+                    // Kept even from the warm-up, to explain a run in which nothing succeeded.
+                    first_error.lock().get_or_insert_with(|| e.clone());
+                }
+                // A request still unanswered when the run gave up was in flight during the window: an error.
+                if !(timed_out || counted && measuring.load(Ordering::Relaxed)) {
                     continue;
                 }
                 match r {
-                    Ok(()) => {
+                    Ok(true) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         let _ = local.record(t0.elapsed().as_micros() as u64);
                     }
-                    Err(e) => {
+                    // A refresh worker's sign-in: not an operation of the workload.
+                    Ok(false) => {}
+                    Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
-                        first_error.lock().get_or_insert(e);
                     }
                 }
             }
@@ -345,7 +388,10 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
     let seconds = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
-        let _ = t.await;
+        if let Err(e) = t.await {
+            errors.fetch_add(1, Ordering::Relaxed);
+            first_error.lock().get_or_insert(format!("a load worker failed: {e}"));
+        }
     }
     let hist = hist.lock().clone();
     let first_error = first_error.lock().clone();
@@ -363,6 +409,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         args.duration.is_finite() && args.duration > 0.0 && args.duration <= 86_400.0,
         "--duration must be a number of seconds above 0 (at most a day), got {}",
         args.duration
+    );
+    anyhow::ensure!(
+        args.token_path.starts_with('/') && !args.token_path.chars().any(|c| c.is_whitespace() || c.is_control()),
+        "--token-path must be a path starting with / and without spaces, got {:?}",
+        args.token_path
     );
     if args.idp_url.is_some() && matches!(args.workload, Workload::Startup | Workload::TenantStart | Workload::Families) {
         anyhow::bail!("--idp-url does not apply to the {} workload: it starts its own mock-idp", args.workload.name());
@@ -395,10 +446,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let driver = Arc::new(Driver::new(Target::resolve(&base).await?, args));
     let out = drive(driver, args.workload, args.concurrency, args.duration).await?;
     drop(local);
-    if let Some(e) = &out.first_error
-        && out.ok == 0
-    {
-        anyhow::bail!("the workload failed: {e}");
+    if out.ok == 0 {
+        match &out.first_error {
+            Some(e) => anyhow::bail!("the workload failed: {e}"),
+            None => anyhow::bail!("no operation completed within the {} s measured", args.duration),
+        }
     }
     let signing = if args.no_signing_rate || args.workload.signatures() == 0 {
         None
@@ -407,7 +459,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     };
     let r = BenchResult::measured(args.workload, args.concurrency, out.seconds, out.ok, out.errors, &out.hist);
     let bound = signing.map(|s| s / args.workload.signatures() as f64);
-    Ok(BenchResult { signing_rate_per_s: signing, signing_bound_per_s: bound, share_of_bound: bound.map(|b| r.throughput / b), ..r })
+    Ok(BenchResult {
+        signing_rate_per_s: signing,
+        signing_bound_per_s: bound,
+        share_of_bound: bound.map(|b| r.throughput / b),
+        // Only errors of the window are counted; one from the warm-up alone is not reported.
+        first_error: out.first_error.filter(|_| out.errors > 0),
+        ..r
+    })
 }
 
 impl BenchResult {
@@ -430,6 +489,7 @@ impl BenchResult {
             signing_bound_per_s: None,
             share_of_bound: None,
             rss_mib: None,
+            first_error: None,
         }
     }
 }
@@ -567,7 +627,9 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
             let mut c = Conn::new(d.target.clone());
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let t0 = Instant::now();
-                d.sign_in(&mut c).await?;
+                tokio::time::timeout(Duration::from_secs(30), d.sign_in(&mut c))
+                    .await
+                    .map_err(|_| "a sign-in got no answer within 30 s".to_string())??;
                 let _ = h.record(t0.elapsed().as_micros().max(1) as u64);
             }
             Ok::<_, String>(h)
@@ -665,6 +727,9 @@ pub async fn cli(args: BenchArgs) -> i32 {
                     r.workload.signatures(),
                     share * 100.0
                 );
+            }
+            if let Some(e) = &r.first_error {
+                println!("first error: {e}");
             }
             if args.json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());

@@ -140,6 +140,21 @@ impl KeyMaterial {
         self.parts.get().is_some()
     }
 
+    /// Waits until every key in `keys` is ready without holding up the async runtime: at once when they are
+    /// (the usual case), else on a blocking thread while the background generation finishes.
+    pub async fn all_ready(keys: &[Arc<KeyMaterial>]) {
+        if keys.iter().all(|k| k.is_ready()) {
+            return;
+        }
+        let ks = keys.to_vec();
+        let _ = tokio::task::spawn_blocking(move || {
+            for k in &ks {
+                let _ = &k.n;
+            }
+        })
+        .await;
+    }
+
     /// The JWK as Okta publishes it.
     pub fn jwk(&self) -> Value {
         json!({"kty": "RSA", "alg": "RS256", "kid": self.kid, "use": "sig", "e": self.e, "n": self.n})

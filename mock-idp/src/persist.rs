@@ -334,6 +334,15 @@ fn capture(t: &Tenant, clock: &Clock) -> (StateFile, Vec<crate::core::syslog::Ke
 
 /// The bytes of a state file for the tenant as it is now.
 pub fn snapshot_bytes(t: &parking_lot::Mutex<Tenant>, clock: &Clock) -> Result<Vec<u8>, String> {
+    // The file holds every key's private key: wait for keys still being generated (a rotation's new NEXT
+    // key) before taking the lock, not under it.
+    let keys: Vec<_> = {
+        let t = t.lock();
+        t.keys.values().flat_map(|ks| ks.entries().iter().map(|e| e.material.clone())).collect()
+    };
+    for k in &keys {
+        let _ = &k.pkcs1_pem;
+    }
     let (mut file, events) = capture(&t.lock(), clock);
     file.tenant.log = events.iter().map(|e| (e.seq(), e.event())).collect();
     serde_json::to_vec(&file).map_err(|e| format!("cannot serialise the state: {e}"))

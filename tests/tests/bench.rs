@@ -181,9 +181,54 @@ async fn drives_a_running_mock_idp_binary() {
     let mut a = args(Workload::SignIn);
     a.idp_url = Some(format!("{}/", url.replace("127.0.0.1", "localhost")));
     let r = run(&a).await;
+    // The binary's default tenant rotates refresh tokens: static-refresh says so instead of measuring it.
+    let mut st = args(Workload::StaticRefresh);
+    st.idp_url = Some(url.clone());
+    let st = run(&st).await;
     let _ = child.kill();
     let _ = child.wait();
     let r = r.unwrap();
-    assert_eq!((r.errors, r.workload), (0, Workload::SignIn));
+    assert_eq!((r.errors, r.workload, r.first_error), (0, Workload::SignIn, None));
     assert!(r.ok > 0);
+    assert_eq!(
+        st.unwrap_err().to_string(),
+        "the workload failed: static-refresh: the refresh token rotated; the IdP's bsr-local is not set to STATIC refresh tokens"
+    );
+}
+
+/// A server that takes connections and never answers ends the run (2 s after the window) with an error,
+/// instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_ends_the_run_with_an_error() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            conns.push(s);
+        }
+    });
+    let mut a = args(Workload::Jwks);
+    a.idp_url = Some(url);
+    let e = run(&a).await.unwrap_err().to_string();
+    held.abort();
+    assert_eq!(e, "the workload failed: no answer within 2.0 s after the run ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_too_short_for_any_answer_is_an_error() {
+    let mut a = args(Workload::ClientCredentials);
+    a.duration = 0.000_001;
+    assert_eq!(run(&a).await.unwrap_err().to_string(), "no operation completed within the 0.000001 s measured");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_path_that_is_not_a_path_is_refused() {
+    let mut a = args(Workload::ClientCredentials);
+    a.token_path = "token endpoint".into();
+    assert_eq!(
+        run(&a).await.unwrap_err().to_string(),
+        r#"--token-path must be a path starting with / and without spaces, got "token endpoint""#
+    );
 }

@@ -8,11 +8,13 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Where the requests go: the server's address and its `Host` header value.
+/// Where the requests go: the server's address, its `Host` header value and the path the base URL carries
+/// (empty, or e.g. `/tenant-a`), which every request path is put under.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
+    pub prefix: String,
 }
 
 impl Target {
@@ -20,6 +22,11 @@ impl Target {
     pub async fn resolve(base: &str) -> anyhow::Result<Target> {
         let url = url::Url::parse(base).map_err(|e| anyhow::anyhow!("--idp-url {base:?}: {e}"))?;
         anyhow::ensure!(url.scheme() == "http", "harness bench speaks plain http:// only (got {base})");
+        anyhow::ensure!(
+            url.query().is_none() && url.fragment().is_none() && url.username().is_empty() && url.password().is_none(),
+            "--idp-url {base:?}: a base URL without a query, fragment or credentials is needed"
+        );
+        let prefix = url.path().trim_end_matches('/').to_string();
         let host = url.host_str().ok_or_else(|| anyhow::anyhow!("--idp-url {base:?} has no host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
@@ -40,13 +47,13 @@ impl Target {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        Ok(Target { addr, host })
+        Ok(Target { addr, host, prefix })
     }
 
     /// The bytes of one request. `headers` are added after `Host`; a body gets its `Content-Length`.
     pub fn request(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
         let mut r = Vec::with_capacity(160 + body.len());
-        r.extend_from_slice(format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\n", self.host).as_bytes());
+        r.extend_from_slice(format!("{method} {}{path_and_query} HTTP/1.1\r\nHost: {}\r\n", self.prefix, self.host).as_bytes());
         for (k, v) in headers {
             r.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
         }
@@ -79,6 +86,11 @@ impl Conn {
         Conn { target, stream: None, buf: Vec::with_capacity(8192) }
     }
 
+    /// Lets the connection go (after an answer that did not come in time): the next request opens a new one.
+    pub fn reset(&mut self) {
+        self.stream = None;
+    }
+
     /// Sends `request` (from [`Target::request`]) and reads the whole answer. A kept-alive connection the
     /// server closed before answering is opened again and the request sent once more.
     pub async fn send(&mut self, request: &[u8]) -> Result<Answer, String> {
@@ -87,7 +99,10 @@ impl Conn {
             Ok(a) => Ok(a),
             Err(Failure::ClosedBeforeAnswer) if reused => {
                 self.stream = None;
-                self.exchange(request).await.map_err(|e| e.to_string())
+                self.exchange(request).await.map_err(|e| {
+                    self.stream = None;
+                    e.to_string()
+                })
             }
             Err(e) => {
                 self.stream = None;
@@ -113,43 +128,17 @@ impl Conn {
         let Some(stream) = self.stream.as_mut() else { return Err(Failure::ClosedBeforeAnswer) };
         stream.write_all(request).await.map_err(|_| Failure::ClosedBeforeAnswer)?;
         self.buf.clear();
-        // The head.
-        let (status, location, close, framing, head_len) = loop {
+        // The head; interim (1xx) answers are skipped.
+        let Head { status, location, close, framing, len: head_len } = loop {
+            if let Some(h) = parse_head(&mut self.buf)? {
+                break h;
+            }
             match read_more(stream, &mut self.buf).await {
                 // Nothing read yet: a kept-alive connection the server had closed (EOF or a reset).
                 Ok(0) | Err(_) if self.buf.is_empty() => return Err(Failure::ClosedBeforeAnswer),
                 Ok(0) => return Err(Failure::Io("connection closed inside an answer's head".into())),
                 Err(e) => return Err(e),
                 Ok(_) => {}
-            }
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let mut location = None;
-                    let mut close = resp.version == Some(0);
-                    let mut framing = Framing::UntilClose;
-                    for h in resp.headers.iter() {
-                        let v = std::str::from_utf8(h.value).unwrap_or("").trim();
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            framing = Framing::Length(v.parse().map_err(|_| Failure::Io(format!("bad Content-Length {v:?}")))?);
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().ends_with("chunked") {
-                            framing = Framing::Chunked;
-                        } else if h.name.eq_ignore_ascii_case("location") {
-                            location = Some(v.to_string());
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            close = v.eq_ignore_ascii_case("close");
-                        }
-                    }
-                    // 1xx, 204 and 304 carry no body.
-                    if (100..200).contains(&status) || status == 204 || status == 304 {
-                        framing = Framing::Length(0);
-                    }
-                    break (status, location, close, framing, n);
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(Failure::Io(format!("unreadable answer: {e}"))),
             }
         };
         self.buf.drain(..head_len);
@@ -173,6 +162,57 @@ impl Conn {
             self.stream = None;
         }
         Ok(Answer { status, location, body })
+    }
+}
+
+struct Head {
+    status: u16,
+    location: Option<String>,
+    close: bool,
+    framing: Framing,
+    /// Bytes of `buf` the head takes.
+    len: usize,
+}
+
+/// The first final answer's head in `buf`, dropping interim (1xx) answers before it; `None` while incomplete.
+fn parse_head(buf: &mut Vec<u8>) -> Result<Option<Head>, Failure> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut resp = httparse::Response::new(&mut headers);
+        let n = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(Failure::Io(format!("unreadable answer: {e}"))),
+        };
+        let status = resp.code.unwrap_or(0);
+        if (100..200).contains(&status) && status != 101 {
+            buf.drain(..n);
+            continue;
+        }
+        let mut location = None;
+        let mut close = resp.version == Some(0);
+        let (mut length, mut chunked) = (None, false);
+        for h in resp.headers.iter() {
+            let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                length = Some(v.parse::<usize>().map_err(|_| Failure::Io(format!("bad Content-Length {v:?}")))?);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            } else if h.name.eq_ignore_ascii_case("location") {
+                location = Some(v.to_string());
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                close = v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+            }
+        }
+        // RFC 9112 §6.3: chunked wins over a Content-Length; 204 and 304 carry no body.
+        let framing = if status == 204 || status == 304 {
+            Framing::Length(0)
+        } else if chunked {
+            Framing::Chunked
+        } else {
+            length.map_or(Framing::UntilClose, Framing::Length)
+        };
+        return Ok(Some(Head { status, location, close, framing, len: n }));
     }
 }
 
@@ -219,7 +259,11 @@ async fn dechunk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, F
         };
         let size_text = std::str::from_utf8(&buf[pos..line_end]).unwrap_or("");
         let size_hex = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_hex, 16).map_err(|_| Failure::Io(format!("bad chunk size {size_hex:?}")))?;
+        // A chunk of a gigabyte or more is not an answer this benchmark reads.
+        let size = usize::from_str_radix(size_hex, 16)
+            .ok()
+            .filter(|n| *n < 1 << 30)
+            .ok_or_else(|| Failure::Io(format!("bad chunk size {size_hex:?}")))?;
         pos = line_end + 2;
         if size == 0 {
             // Trailers, up to the empty line.
@@ -263,7 +307,7 @@ mod tests {
                 s.write_all(a).await.unwrap();
             }
         });
-        Target { addr, host: addr.to_string() }
+        Target { addr, host: addr.to_string(), prefix: String::new() }
     }
 
     #[tokio::test]
@@ -289,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_request_is_written_with_host_headers_and_length() {
-        let t = Target { addr: "127.0.0.1:9".parse().unwrap(), host: "127.0.0.1:9".into() };
+        let t = Target { addr: "127.0.0.1:9".parse().unwrap(), host: "127.0.0.1:9".into(), prefix: String::new() };
         let r = t.request("POST", "/token", &[("Authorization", "Basic eDp5")], b"a=b");
         assert_eq!(
             String::from_utf8(r).unwrap(),
@@ -318,14 +362,14 @@ mod tests {
                 let mut b = [0u8; 4096];
                 let _ = s.read(&mut b).await.unwrap();
                 let a: &[u8] = if say_close {
-                    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+                    b"HTTP/1.1 200 OK\r\nConnection: upgrade, close\r\nContent-Length: 2\r\n\r\nok"
                 } else {
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                 };
                 s.write_all(a).await.unwrap();
             }
         });
-        (Target { addr, host: addr.to_string() }, accepted)
+        (Target { addr, host: addr.to_string(), prefix: String::new() }, accepted)
     }
 
     /// A connection the server closed (saying `Connection: close`, or silently, as an idle keep-alive
@@ -341,6 +385,40 @@ mod tests {
                 assert_eq!((a.status, a.body.as_slice()), (200, &b"ok"[..]));
             }
             assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3, "say_close {say_close}");
+        }
+    }
+
+    #[tokio::test]
+    async fn interim_answers_are_skipped_and_chunked_wins_over_a_length() {
+        let t = canned(vec![
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend",
+        ])
+        .await;
+        let mut c = Conn::new(t.clone());
+        let req = t.request("GET", "/", &[], b"");
+        assert_eq!(c.send(&req).await.unwrap().body, b"ok");
+        assert_eq!(c.send(&req).await.unwrap().body, b"hi");
+        // Still in step: the third answer is the third request's.
+        assert_eq!(c.send(&req).await.unwrap().body, b"end");
+    }
+
+    #[tokio::test]
+    async fn an_absurd_chunk_size_is_an_error_not_a_panic() {
+        let t = canned(vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab\r\n"]).await;
+        let mut c = Conn::new(t.clone());
+        assert_eq!(c.send(&t.request("GET", "/", &[], b"")).await.unwrap_err(), r#"bad chunk size "fffffffffffffffe""#);
+    }
+
+    #[tokio::test]
+    async fn a_base_url_path_prefixes_every_request_and_a_query_is_refused() {
+        let t = Target::resolve("http://127.0.0.1:9/tenant-a/").await.unwrap();
+        let r = String::from_utf8(t.request("GET", "/oauth2/default/v1/keys", &[], b"")).unwrap();
+        assert!(r.starts_with("GET /tenant-a/oauth2/default/v1/keys HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"), "{r}");
+        for bad in ["http://127.0.0.1:9/?x=1", "http://u:p@127.0.0.1:9/", "http://127.0.0.1:9/#f"] {
+            let e = Target::resolve(bad).await.unwrap_err().to_string();
+            assert_eq!(e, format!("--idp-url {bad:?}: a base URL without a query, fragment or credentials is needed"));
         }
     }
 

@@ -99,12 +99,14 @@ pub async fn custom_oauth(State(s): State<Shared>, Path(id): Path<String>) -> Re
 pub async fn keys(State(s): State<Shared>, path: Option<Path<String>>) -> Result<Response, ApiError> {
     let id = path.map(|Path(p)| p);
     let server = s.server(id.as_deref())?;
-    let t = s.tenant.lock();
     // The key handles only: a key generated in the background may still be on its way, and waiting for it
-    // must not hold up every other request behind the tenant lock.
-    let published: Vec<_> = t.keys[&server].published().map(|k| k.material.clone()).collect();
-    let max_age = t.jwks_max_age_s;
-    drop(t);
+    // must not hold up every other request behind the tenant lock (nor a runtime thread).
+    let (published, max_age) = {
+        let t = s.tenant.lock();
+        let published: Vec<_> = t.keys[&server].published().map(|k| k.material.clone()).collect();
+        (published, t.jwks_max_age_s)
+    };
+    crate::keys::KeyMaterial::all_ready(&published).await;
     let keys: Vec<Value> = published.iter().map(|k| k.jwk()).collect();
     let mut r = Json(json!({"keys": keys})).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("max-age={max_age}, must-revalidate")) {

@@ -139,6 +139,8 @@ pub async fn token(
     });
     // The HMAC key of `hs256_client_secret`; an app without a secret (a public client) gets its client id.
     let secret = app.client_secret.as_ref().map(|x| x.expose()).unwrap_or(&app.client_id);
+    // A key that became active in a rotation a moment ago may still be being generated.
+    crate::keys::KeyMaterial::all_ready(&[plan.access_key.clone(), plan.id_key.clone()]).await;
     let signed = signing::sign_plan_with(&plan, tamper, secret);
     // The IdP never knows a tampered token (introspect says inactive, userinfo 401, a logout hint is
     // refused), as Okta would not know a forged one; its untampered sibling is registered as usual.

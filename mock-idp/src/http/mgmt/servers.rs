@@ -119,8 +119,9 @@ fn rule_json(base: &str, sid: &str, pid: &str, r: &RuleView, s: &AuthServer) -> 
 /// Okta's view of a server's keys: ACTIVE, then NEXT, then EXPIRED, each with its status.
 /// The keys as the management API lists them. Takes the entries copied out of the tenant (each an `Arc` of
 /// the key), so the JWKs are built after the lock is let go: a key still being generated in the background
-/// is waited for there, not under the lock every request needs.
-fn keys_json(base: &str, path: &str, mut entries: Vec<KeyEntry>) -> Vec<Value> {
+/// is waited for there (on a blocking thread), not under the lock every request needs.
+async fn keys_json(base: &str, path: &str, mut entries: Vec<KeyEntry>) -> Vec<Value> {
+    crate::keys::KeyMaterial::all_ready(&entries.iter().map(|e| e.material.clone()).collect::<Vec<_>>()).await;
     let rank = |s: KeyStatus| match s {
         KeyStatus::Active => 0,
         KeyStatus::Next => 1,
@@ -310,12 +311,12 @@ fn server_keys(s: &Shared, sid: &str) -> Result<(String, Vec<KeyEntry>), ApiErro
 
 pub async fn keys(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Response, ApiError> {
     let (base, entries) = server_keys(&s, &sid)?;
-    Ok(axum::Json(keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries)).into_response())
+    Ok(axum::Json(keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries).await).into_response())
 }
 
 pub async fn key(State(s): State<Shared>, Path((sid, kid)): Path<(String, String)>) -> Result<Response, ApiError> {
     let (base, entries) = server_keys(&s, &sid)?;
-    let all = keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries);
+    let all = keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries).await;
     let k =
         all.into_iter().find(|k| k["kid"] == kid).ok_or_else(|| ApiError::not_found(&format!("Resource not found: {kid} (JsonWebKey)")))?;
     Ok(axum::Json(k).into_response())
@@ -359,7 +360,7 @@ async fn rotate(s: &Shared, server: ServerId, at_once: bool) -> Result<Vec<Value
         ServerId::Org => "/oauth2/v1/keys".to_string(),
         ServerId::Custom(id) => format!("/api/v1/authorizationServers/{id}/credentials/keys"),
     };
-    Ok(keys_json(&base, &path, entries))
+    Ok(keys_json(&base, &path, entries).await)
 }
 
 /// `POST …/credentials/lifecycle/keyRotate` with `{"use": "sig"}` (an empty body means `sig`):
