@@ -130,7 +130,7 @@ pub struct BenchResult {
     /// families: resident memory of the mock-idp process (MiB) at start, with the families live, and
     /// after the clock passed their expiry and the purge ran.
     pub rss_mib: Option<RssReport>,
-    /// The first error, when there were any.
+    /// The first error of the measured window, when there were any.
     pub first_error: Option<String>,
 }
 
@@ -239,7 +239,7 @@ impl Driver {
             ])
             .finish();
         let r = c.send(&self.target.request("GET", &format!("/oauth2/default/v1/authorize?{query}"), &[], b"")).await?;
-        let loc = r.location.ok_or_else(|| format!("authorize did not redirect: {} {}", r.status, String::from_utf8_lossy(&r.body)))?;
+        let loc = r.location.ok_or_else(|| format!("authorize did not redirect: {} {}", r.status, snippet(&r.body)))?;
         let code = url::Url::parse(&loc)
             .ok()
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.to_string()))
@@ -261,6 +261,7 @@ impl Driver {
         t["refresh_token"].as_str().map(str::to_string).ok_or_else(|| format!("refresh failed: {t}"))
     }
 
+    /// Sends a prepared request; a 2xx answer is success.
     async fn get_ok(&self, c: &mut Conn, req: &[u8], what: &str) -> Result<(), String> {
         let r = c.send(req).await?;
         if !(200..300).contains(&r.status) {
@@ -270,12 +271,13 @@ impl Driver {
     }
 
     async fn client_credentials(&self, c: &mut Conn) -> Result<(), String> {
-        let r = c.send(&self.client_credentials).await?;
-        if !(200..300).contains(&r.status) {
-            return Err(format!("client_credentials: {} {}", r.status, snippet(&r.body)));
-        }
-        Ok(())
+        self.get_ok(c, &self.client_credentials, "client_credentials").await
     }
+}
+
+/// Latencies in microseconds, 1 µs to 60 s, three significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
 /// What the load loop measured.
@@ -283,7 +285,10 @@ struct Outcome {
     hist: Histogram<u64>,
     ok: u64,
     errors: u64,
+    /// The first error of the window.
     first_error: Option<String>,
+    /// The first error of the warm-up, for a run in which nothing succeeded.
+    warm_up_error: Option<String>,
     seconds: f64,
 }
 
@@ -291,15 +296,16 @@ struct Outcome {
 const GRACE: Duration = Duration::from_secs(2);
 
 /// The load loop: `concurrency` workers, each on its own connection, one second of warm-up, then
-/// `duration` seconds measured. An operation counts when it started and ended inside the window; one that
-/// has no answer by the window's end plus [`GRACE`] is an error, so a server that stops answering ends the run
-/// instead of hanging it.
+/// `duration` seconds measured. An operation counts when it ended inside the window, its latency when it
+/// also started there; one that has no answer by the window's end plus [`GRACE`] is an error, so a server
+/// that stops answering ends the run instead of hanging it.
 async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, duration: f64) -> anyhow::Result<Outcome> {
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let hist = Arc::new(Mutex::new(latency_histogram()));
     let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    let first_error = Arc::new(Mutex::new(None::<String>));
+    // The first error of the window, and the first of the warm-up.
+    let first_error = Arc::new(Mutex::new((None::<String>, None::<String>)));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1) + Duration::from_secs_f64(duration) + GRACE;
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -311,19 +317,21 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
             // Refresh workloads: each worker drives its own family, as independent sessions do, signing in
             // (again) whenever it has none; a failed sign-in counts as an error.
             let mut rt: Option<String> = None;
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+            let mut local = latency_histogram();
             while !stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
-                let counted = measuring.load(Ordering::Relaxed);
+                let started_in = measuring.load(Ordering::Relaxed);
                 let refresh = matches!(w, Workload::StaticRefresh | Workload::RotateRefresh);
                 let op = async {
                     match w {
                         Workload::ClientCredentials => d.client_credentials(&mut c).await.map(|()| true),
                         Workload::StaticRefresh | Workload::RotateRefresh => match &rt {
-                            None => d.sign_in(&mut c).await.map(|t| {
-                                rt = t["refresh_token"].as_str().map(str::to_string);
-                                false
-                            }),
+                            None => {
+                                let t = d.sign_in(&mut c).await?;
+                                let got = t["refresh_token"].as_str().ok_or("the sign-in gave no refresh token (no offline_access?)")?;
+                                rt = Some(got.to_string());
+                                Ok(false)
+                            }
                             Some(cur) => {
                                 let next = d.refresh(&mut c, cur).await?;
                                 match (w, next == *cur) {
@@ -354,27 +362,30 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                         (Err(format!("no answer within {:.1} s after the run ended", GRACE.as_secs_f64())), true)
                     }
                 };
+                let ended_in = measuring.load(Ordering::Relaxed);
                 if let Err(e) = &r {
                     if refresh {
                         rt = None;
                     }
-                    // Kept even from the warm-up, to explain a run in which nothing succeeded.
-                    first_error.lock().get_or_insert_with(|| e.clone());
+                    // An error of the window (or a request still unanswered when the run gave up) counts and is
+                    // reported; one of the warm-up only explains a run in which nothing succeeded.
+                    if ended_in || timed_out {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.lock().0.get_or_insert_with(|| e.clone());
+                    } else {
+                        first_error.lock().1.get_or_insert_with(|| e.clone());
+                    }
                 }
-                // A request still unanswered when the run gave up was in flight during the window: an error.
-                if !(timed_out || counted && measuring.load(Ordering::Relaxed)) {
-                    continue;
-                }
-                match r {
-                    Ok(true) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
+                // Throughput: operations that ended in the window; latency: those that also started in it (one
+                // in flight when the window opened would bring its warm-up time).
+                if let (Ok(true), true) = (&r, ended_in) {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    if started_in {
                         let _ = local.record(t0.elapsed().as_micros() as u64);
                     }
-                    // A refresh worker's sign-in: not an operation of the workload.
-                    Ok(false) => {}
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                }
+                if timed_out {
+                    break;
                 }
             }
             let _ = hist.lock().add(&local);
@@ -390,12 +401,12 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
     for t in tasks {
         if let Err(e) = t.await {
             errors.fetch_add(1, Ordering::Relaxed);
-            first_error.lock().get_or_insert(format!("a load worker failed: {e}"));
+            first_error.lock().0.get_or_insert(format!("a load worker failed: {e}"));
         }
     }
     let hist = hist.lock().clone();
-    let first_error = first_error.lock().clone();
-    Ok(Outcome { hist, ok: ok.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), first_error, seconds })
+    let (first_error, warm_up_error) = first_error.lock().clone();
+    Ok(Outcome { hist, ok: ok.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), first_error, warm_up_error, seconds })
 }
 
 /// Runs one workload and returns its numbers.
@@ -447,7 +458,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let out = drive(driver, args.workload, args.concurrency, args.duration).await?;
     drop(local);
     if out.ok == 0 {
-        match &out.first_error {
+        match out.first_error.as_ref().or(out.warm_up_error.as_ref()) {
             Some(e) => anyhow::bail!("the workload failed: {e}"),
             None => anyhow::bail!("no operation completed within the {} s measured", args.duration),
         }
@@ -463,8 +474,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         signing_rate_per_s: signing,
         signing_bound_per_s: bound,
         share_of_bound: bound.map(|b| r.throughput / b),
-        // Only errors of the window are counted; one from the warm-up alone is not reported.
-        first_error: out.first_error.filter(|_| out.errors > 0),
+        first_error: out.first_error,
         ..r
     })
 }
@@ -560,7 +570,7 @@ async fn until_answered(
 }
 
 fn latency_result(args: &BenchArgs, times: &[Duration], total: Duration) -> anyhow::Result<BenchResult> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut h = latency_histogram();
     for t in times {
         h.record(t.as_micros().max(1) as u64)?;
     }
@@ -623,7 +633,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     for _ in 0..args.concurrency.max(1) {
         let (d, next) = (driver.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+            let mut h = latency_histogram();
             let mut c = Conn::new(d.target.clone());
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let t0 = Instant::now();
@@ -636,7 +646,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         }));
     }
     // Latency of one sign-in (authn, authorize, code exchange) while the families pile up.
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hist = latency_histogram();
     for t in tasks {
         hist.add(t.await?.map_err(anyhow::Error::msg)?)?;
     }

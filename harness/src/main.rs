@@ -291,6 +291,7 @@ async fn run_up(a: UpArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let shutdown = mock_idp::server::shutdown_signal();
     println!("mock-idp listening on {}", running.idp.base_url());
     println!("stub BSR listening on {}", running.bsr.base_url());
     println!("  sign in:      {}/login", running.bsr.base_url());
@@ -298,7 +299,7 @@ async fn run_up(a: UpArgs) -> ExitCode {
         println!("                (alice@example.com or bob@example.com, password Passw0rd!)");
     }
     println!("  SSO settings: {}  (admin / admin-password)", running.bsr.settings_url());
-    mock_idp::server::shutdown_signal().await;
+    shutdown.await;
     running.shutdown().await;
     ExitCode::SUCCESS
 }
@@ -323,11 +324,12 @@ async fn run_bsr(a: BsrArgs) -> ExitCode {
     };
     // The bound address and the URL browsers use differ in a container (0.0.0.0:3000 and
     // http://localhost:3000), so both are named.
+    let shutdown = mock_idp::server::shutdown_signal();
     println!("stub BSR listening on {}, public URL {}", bsr.addr(), bsr.base_url());
     if !configured {
         println!("  single sign-on is not configured yet: {} (admin sign-in required)", bsr.settings_url());
     }
-    mock_idp::server::shutdown_signal().await;
+    shutdown.await;
     bsr.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -140,6 +140,13 @@ impl KeyMaterial {
         self.parts.get().is_some()
     }
 
+    /// Blocks the calling thread until the key's parts exist (at once unless it is still being generated in
+    /// the background). For blocking threads; async code uses [`KeyMaterial::all_ready`].
+    pub fn wait_ready(&self) {
+        // The parts' first use waits for (or does) the generation.
+        let _: &KeyParts = self;
+    }
+
     /// Waits until every key in `keys` is ready without holding up the async runtime: at once when they are
     /// (the usual case), else on a blocking thread while the background generation finishes.
     pub async fn all_ready(keys: &[Arc<KeyMaterial>]) {
@@ -147,12 +154,8 @@ impl KeyMaterial {
             return;
         }
         let ks = keys.to_vec();
-        let _ = tokio::task::spawn_blocking(move || {
-            for k in &ks {
-                let _ = &k.n;
-            }
-        })
-        .await;
+        // A failed blocking task (the runtime shutting down) leaves the wait to the key's first use.
+        let _ = tokio::task::spawn_blocking(move || ks.iter().for_each(|k| k.wait_ready())).await;
     }
 
     /// The JWK as Okta publishes it.

@@ -123,8 +123,9 @@ async fn main() -> ExitCode {
         }
     }
     let scheme = if args.tls { "https" } else { "http" };
+    let shutdown = mock_idp::server::shutdown_signal();
     println!("mock-idp listening on {scheme}://{}", idp.addr());
-    mock_idp::server::shutdown_signal().await;
+    shutdown.await;
     idp.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -221,21 +221,33 @@ pub fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<
 }
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: how the `mock-idp` and `harness` binaries wait before
-/// shutting their servers down gracefully.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// shutting their servers down gracefully. The handlers are installed when this is called, not when the
+/// future is first polled, so call it before announcing the address: a SIGTERM sent right after the
+/// "listening" line then shuts down gracefully instead of killing the process (a loaded machine can keep the
+/// main task from running for a while after it printed). Needs a tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let (term, int) = (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok());
+        async move {
+            async fn first(s: Option<Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    // Not installable (no such signal here): this one never fires.
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = first(term) => {},
+                _ = first(int) => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -39,7 +39,7 @@ impl Target {
         // takes a connection (else the first, and the workers report the error).
         let mut addr = addrs[0];
         for a in &addrs {
-            if TcpStream::connect(a).await.is_ok() {
+            if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(1), TcpStream::connect(a)).await {
                 addr = *a;
                 break;
             }
@@ -94,11 +94,15 @@ impl Conn {
 
     /// Sends `request` (from [`Target::request`]) and reads the whole answer. A kept-alive connection the
     /// server closed before answering is opened again and the request sent once more.
+    ///
+    /// Only a GET is sent again: a POST (a code exchange, a rotating refresh) the server may have carried out
+    /// before it closed is reported instead.
     pub async fn send(&mut self, request: &[u8]) -> Result<Answer, String> {
         let reused = self.stream.is_some();
+        let idempotent = request.starts_with(b"GET ") || request.starts_with(b"HEAD ");
         match self.exchange(request).await {
             Ok(a) => Ok(a),
-            Err(Failure::ClosedBeforeAnswer) if reused => {
+            Err(Failure::ClosedBeforeAnswer) if reused && idempotent => {
                 self.stream = None;
                 self.exchange(request).await.map_err(|e| {
                     self.stream = None;
@@ -107,6 +111,10 @@ impl Conn {
             }
             Err(e) => {
                 self.stream = None;
+                if !reused && matches!(e, Failure::ClosedBeforeAnswer) {
+                    // A server that takes connections and closes them at once: do not spin on the cores either.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
                 Err(e.to_string())
             }
         }
@@ -129,6 +137,7 @@ impl Conn {
         let Some(stream) = self.stream.as_mut() else { return Err(Failure::ClosedBeforeAnswer) };
         stream.write_all(request).await.map_err(|_| Failure::ClosedBeforeAnswer)?;
         self.buf.clear();
+        let mut got_bytes = false;
         // The head; interim (1xx) answers are skipped.
         let Head { status, location, close, framing, len: head_len } = loop {
             if let Some(h) = parse_head(&mut self.buf)? {
@@ -136,10 +145,10 @@ impl Conn {
             }
             match read_more(stream, &mut self.buf).await {
                 // Nothing read yet: a kept-alive connection the server had closed (EOF or a reset).
-                Ok(0) | Err(_) if self.buf.is_empty() => return Err(Failure::ClosedBeforeAnswer),
+                Ok(0) | Err(_) if !got_bytes => return Err(Failure::ClosedBeforeAnswer),
                 Ok(0) => return Err(Failure::Io("connection closed inside an answer's head".into())),
                 Err(e) => return Err(e),
-                Ok(_) => {}
+                Ok(_) => got_bytes = true,
             }
         };
         self.buf.drain(..head_len);
@@ -150,9 +159,19 @@ impl Conn {
                         return Err(Failure::Io("connection closed inside an answer's body".into()));
                     }
                 }
+                // Bytes past the answer were not asked for: the connection is out of step, so it goes.
+                if self.buf.len() > n {
+                    self.stream = None;
+                }
                 self.buf[..n].to_vec()
             }
-            Framing::Chunked => dechunk(stream, &mut self.buf).await?,
+            Framing::Chunked => {
+                let (body, end) = dechunk(stream, &mut self.buf).await?;
+                if self.buf.len() > end {
+                    self.stream = None;
+                }
+                body
+            }
             Framing::UntilClose => {
                 while read_more(stream, &mut self.buf).await? > 0 {}
                 self.stream = None;
@@ -192,26 +211,29 @@ fn parse_head(buf: &mut Vec<u8>) -> Result<Option<Head>, Failure> {
         }
         let mut location = None;
         let mut close = resp.version == Some(0);
-        let (mut length, mut chunked) = (None, false);
+        // The last transfer coding over every Transfer-Encoding header.
+        let (mut length, mut last_coding) = (None, None::<String>);
         for h in resp.headers.iter() {
             let v = std::str::from_utf8(h.value).unwrap_or("").trim();
             if h.name.eq_ignore_ascii_case("content-length") {
                 length = Some(v.parse::<usize>().map_err(|_| Failure::Io(format!("bad Content-Length {v:?}")))?);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+                if let Some(c) = v.rsplit(',').next().map(str::trim).filter(|c| !c.is_empty()) {
+                    last_coding = Some(c.to_ascii_lowercase());
+                }
             } else if h.name.eq_ignore_ascii_case("location") {
                 location = Some(v.to_string());
             } else if h.name.eq_ignore_ascii_case("connection") {
-                close = v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+                close |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
             }
         }
-        // RFC 9112 §6.3: chunked wins over a Content-Length; 204 and 304 carry no body.
-        let framing = if status == 204 || status == 304 {
-            Framing::Length(0)
-        } else if chunked {
-            Framing::Chunked
-        } else {
-            length.map_or(Framing::UntilClose, Framing::Length)
+        // RFC 9112 §6.3: 204 and 304 carry no body; a Transfer-Encoding wins over a Content-Length, and one
+        // whose last coding is not chunked runs until the connection closes.
+        let framing = match (status, last_coding.as_deref(), length) {
+            (204 | 304, _, _) => Framing::Length(0),
+            (_, Some("chunked"), _) => Framing::Chunked,
+            (_, Some(_), _) | (_, None, None) => Framing::UntilClose,
+            (_, None, Some(n)) => Framing::Length(n),
         };
         return Ok(Some(Head { status, location, close, framing, len: n }));
     }
@@ -244,9 +266,9 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, F
     stream.read_buf(buf).await.map_err(|e| Failure::Io(format!("reading an answer: {e}")))
 }
 
-/// A chunked body (RFC 9112 §7.1), chunk extensions and trailers skipped; `buf` holds what was read past
-/// the head.
-async fn dechunk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, Failure> {
+/// A chunked body (RFC 9112 §7.1), chunk extensions and trailers skipped, and where in `buf` it ended;
+/// `buf` holds what was read past the head.
+async fn dechunk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(Vec<u8>, usize), Failure> {
     let mut body = Vec::new();
     let mut pos = 0;
     loop {
@@ -261,8 +283,9 @@ async fn dechunk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, F
         let size_text = std::str::from_utf8(&buf[pos..line_end]).unwrap_or("");
         let size_hex = size_text.split(';').next().unwrap_or("").trim();
         // A chunk of a gigabyte or more is not an answer this benchmark reads.
-        let size = usize::from_str_radix(size_hex, 16)
-            .ok()
+        let size = Some(size_hex)
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
             .filter(|n| *n < 1 << 30)
             .ok_or_else(|| Failure::Io(format!("bad chunk size {size_hex:?}")))?;
         pos = line_end + 2;
@@ -271,7 +294,7 @@ async fn dechunk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, F
             loop {
                 if let Some(i) = buf[pos..].windows(2).position(|w| w == b"\r\n") {
                     if i == 0 {
-                        return Ok(body);
+                        return Ok((body, pos + 2));
                     }
                     pos += i + 2;
                     continue;
@@ -285,6 +308,9 @@ async fn dechunk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, F
             if read_more(stream, buf).await? == 0 {
                 return Err(Failure::Io("connection closed inside a chunk".into()));
             }
+        }
+        if &buf[pos + size..pos + size + 2] != b"\r\n" {
+            return Err(Failure::Io("a chunk not followed by CRLF".into()));
         }
         body.extend_from_slice(&buf[pos..pos + size]);
         pos += size + 2;
@@ -346,7 +372,8 @@ mod tests {
     async fn a_closed_connection_is_an_error_not_a_hang() {
         let t = canned(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
         let mut c = Conn::new(t.clone());
-        let e = c.send(&t.request("GET", "/", &[], b"")).await.unwrap_err();
+        let e =
+            tokio::time::timeout(std::time::Duration::from_secs(10), c.send(&t.request("GET", "/", &[], b""))).await.unwrap().unwrap_err();
         assert_eq!(e, "connection closed inside an answer's body");
     }
 
@@ -403,6 +430,62 @@ mod tests {
         assert_eq!(c.send(&req).await.unwrap().body, b"hi");
         // Still in step: the third answer is the third request's.
         assert_eq!(c.send(&req).await.unwrap().body, b"end");
+    }
+
+    /// A server that writes its one answer a byte at a time, so heads, chunk sizes, CRLFs and chunk data
+    /// arrive split across reads.
+    async fn trickled(answer: &'static [u8]) -> Target {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 4096];
+            let _ = s.read(&mut b).await.unwrap();
+            for byte in answer {
+                s.write_all(&[*byte]).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        Target { addr, host: addr.to_string(), prefix: String::new() }
+    }
+
+    #[tokio::test]
+    async fn answers_split_across_reads_are_put_together() {
+        let t = trickled(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n",
+        )
+        .await;
+        let mut c = Conn::new(t.clone());
+        let a = tokio::time::timeout(std::time::Duration::from_secs(10), c.send(&t.request("GET", "/", &[], b""))).await.unwrap().unwrap();
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"abcde"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_transfer_coding_other_than_chunked_reads_until_close_and_a_misframed_chunk_is_an_error() {
+        let t = canned(vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 1\r\n\r\nall of it"]).await;
+        let mut c = Conn::new(t.clone());
+        assert_eq!(c.send(&t.request("GET", "/", &[], b"")).await.unwrap().body, b"all of it");
+        let t = canned(vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n"]).await;
+        let mut c = Conn::new(t.clone());
+        assert_eq!(c.send(&t.request("GET", "/", &[], b"")).await.unwrap_err(), "a chunk not followed by CRLF");
+        let t = canned(vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nab\r\n0\r\n\r\n"]).await;
+        let mut c = Conn::new(t.clone());
+        assert_eq!(c.send(&t.request("GET", "/", &[], b"")).await.unwrap_err(), r#"bad chunk size "+2""#);
+    }
+
+    /// A POST on a kept-alive connection the server closed is not sent again (it may have been carried out).
+    #[tokio::test]
+    async fn a_post_is_not_sent_twice() {
+        let (t, accepted) = one_per_connection(false).await;
+        let mut c = Conn::new(t.clone());
+        let post = t.request("POST", "/token", &[], b"a=b");
+        assert_eq!(c.send(&post).await.unwrap().status, 200);
+        assert_eq!(c.send(&post).await.unwrap_err(), "the server closed the connection without answering");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The connection is gone: the next request opens a new one.
+        assert_eq!(c.send(&post).await.unwrap().status, 200);
     }
 
     #[tokio::test]

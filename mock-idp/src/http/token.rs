@@ -118,6 +118,13 @@ pub async fn token(
         Some("client_credentials") => TokenRequest::ClientCredentials { scope: s_("scope") },
         _ => return OAuthJson(OAuthError::new(ErrorCode::UnsupportedGrantType, unsupported_grant_type(&app.grant_types))).into_response(),
     };
+    // A key that became active in a rotation a moment ago may still be being generated: wait for it here,
+    // before the grant changes anything (a code redeemed, a refresh token rotated), so that no await stands
+    // between the grant and the registration of its tokens.
+    let pending = s.tenant.lock().signing_keys_not_ready(&server);
+    if let Some(keys) = pending {
+        crate::keys::KeyMaterial::all_ready(&keys).await;
+    }
     let (result, trace) = s.tenant.lock().grant(&server, &app, req, now);
     let plan = match result {
         Ok(p) => p,
@@ -139,8 +146,6 @@ pub async fn token(
     });
     // The HMAC key of `hs256_client_secret`; an app without a secret (a public client) gets its client id.
     let secret = app.client_secret.as_ref().map(|x| x.expose()).unwrap_or(&app.client_id);
-    // A key that became active in a rotation a moment ago may still be being generated.
-    crate::keys::KeyMaterial::all_ready(&[plan.access_key.clone(), plan.id_key.clone()]).await;
     let signed = signing::sign_plan_with(&plan, tamper, secret);
     // The IdP never knows a tampered token (introspect says inactive, userinfo 401, a logout hint is
     // refused), as Okta would not know a forged one; its untampered sibling is registered as usual.

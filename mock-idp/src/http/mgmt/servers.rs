@@ -116,8 +116,7 @@ fn rule_json(base: &str, sid: &str, pid: &str, r: &RuleView, s: &AuthServer) -> 
     })
 }
 
-/// Okta's view of a server's keys: ACTIVE, then NEXT, then EXPIRED, each with its status.
-/// The keys as the management API lists them. Takes the entries copied out of the tenant (each an `Arc` of
+/// Okta's view of a server's keys: ACTIVE, then NEXT, then EXPIRED, each with its status. Takes the entries copied out of the tenant (each an `Arc` of
 /// the key), so the JWKs are built after the lock is let go: a key still being generated in the background
 /// is waited for there (on a blocking thread), not under the lock every request needs.
 async fn keys_json(base: &str, path: &str, mut entries: Vec<KeyEntry>) -> Vec<Value> {
