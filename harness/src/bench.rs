@@ -262,7 +262,7 @@ impl Driver {
     }
 
     /// Sends a prepared request; a 2xx answer is success.
-    async fn get_ok(&self, c: &mut Conn, req: &[u8], what: &str) -> Result<(), String> {
+    async fn send_ok(&self, c: &mut Conn, req: &[u8], what: &str) -> Result<(), String> {
         let r = c.send(req).await?;
         if !(200..300).contains(&r.status) {
             return Err(format!("{what}: {} {}", r.status, snippet(&r.body)));
@@ -271,7 +271,7 @@ impl Driver {
     }
 
     async fn client_credentials(&self, c: &mut Conn) -> Result<(), String> {
-        self.get_ok(c, &self.client_credentials, "client_credentials").await
+        self.send_ok(c, &self.client_credentials, "client_credentials").await
     }
 }
 
@@ -349,8 +349,8 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                             }
                         },
                         Workload::SignIn => d.sign_in(&mut c).await.map(|_| true),
-                        Workload::Jwks => d.get_ok(&mut c, &d.jwks, "jwks").await.map(|()| true),
-                        Workload::Discovery => d.get_ok(&mut c, &d.discovery, "discovery").await.map(|()| true),
+                        Workload::Jwks => d.send_ok(&mut c, &d.jwks, "jwks").await.map(|()| true),
+                        Workload::Discovery => d.send_ok(&mut c, &d.discovery, "discovery").await.map(|()| true),
                         // Handled before the load loop (`starts`, `families`).
                         Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
                     }
@@ -684,7 +684,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
 /// before each memory reading after a purge.
 async fn settle(d: &Driver, c: &mut Conn) -> anyhow::Result<()> {
     for _ in 0..200 {
-        d.get_ok(c, &d.discovery, "discovery").await.map_err(anyhow::Error::msg)?;
+        d.send_ok(c, &d.discovery, "discovery").await.map_err(anyhow::Error::msg)?;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())

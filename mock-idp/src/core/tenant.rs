@@ -430,28 +430,6 @@ impl Tenant {
 
     /// Checks a username and password. Okta answers a wrong password and an unknown or inactive user the
     /// same way, so the caller cannot tell which.
-    /// The keys a token from `server` may be signed with (its active key, and the org server's access-token
-    /// key) when one of them is still being generated in the background; `None` when all are ready, the usual
-    /// case, so the token endpoint's hot path copies nothing.
-    pub fn signing_keys_not_ready(&self, server: &ServerId) -> Option<Vec<Arc<KeyMaterial>>> {
-        let active = self.keys.get(server)?.active();
-        if active.is_ready() && self.org_access_key.is_ready() {
-            return None;
-        }
-        Some(vec![active.clone(), self.org_access_key.clone()])
-    }
-
-    /// Every key the state file holds that is still being generated in the background.
-    pub fn keys_not_ready(&self) -> Vec<Arc<KeyMaterial>> {
-        self.keys
-            .values()
-            .flat_map(|ks| ks.entries().iter().map(|e| &e.material))
-            .chain(std::iter::once(&self.org_access_key))
-            .filter(|k| !k.is_ready())
-            .cloned()
-            .collect()
-    }
-
     pub fn check_password(&self, username: &str, password: &str) -> Option<String> {
         let u = self.user_by_login(username)?;
         let ok = u.password.as_ref().is_some_and(|p| p.matches(password));
@@ -513,6 +491,28 @@ impl Tenant {
     }
 
     // ----- tokens -----
+
+    /// The keys a token from `server` may be signed with (its active key, and the org server's access-token
+    /// key) when one of them is still being generated in the background; `None` when all are ready, the usual
+    /// case, so the token endpoint's hot path copies nothing.
+    pub fn signing_keys_not_ready(&self, server: &ServerId) -> Option<Vec<Arc<KeyMaterial>>> {
+        let active = self.keys.get(server)?.active();
+        if active.is_ready() && self.org_access_key.is_ready() {
+            return None;
+        }
+        Some(vec![active.clone(), self.org_access_key.clone()])
+    }
+
+    /// Every key the state file holds that is still being generated in the background.
+    pub fn keys_not_ready(&self) -> Vec<Arc<KeyMaterial>> {
+        self.keys
+            .values()
+            .flat_map(|ks| ks.entries().iter().map(|e| &e.material))
+            .chain(std::iter::once(&self.org_access_key))
+            .filter(|k| !k.is_ready())
+            .cloned()
+            .collect()
+    }
 
     /// Validates an access token string for `/userinfo`: issued here by this server, not expired, not
     /// revoked, its family (if any) not revoked.

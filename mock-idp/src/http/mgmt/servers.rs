@@ -116,9 +116,10 @@ fn rule_json(base: &str, sid: &str, pid: &str, r: &RuleView, s: &AuthServer) -> 
     })
 }
 
-/// Okta's view of a server's keys: ACTIVE, then NEXT, then EXPIRED, each with its status. Takes the entries copied out of the tenant (each an `Arc` of
-/// the key), so the JWKs are built after the lock is let go: a key still being generated in the background
-/// is waited for there (on a blocking thread), not under the lock every request needs.
+/// Okta's view of a server's keys: ACTIVE, then NEXT, then EXPIRED, each with its status. Takes the entries
+/// copied out of the tenant (each an `Arc` of the key), so the JWKs are built after the lock is let go: a key
+/// still being generated in the background is waited for there (on a blocking thread), not under the lock
+/// every request needs.
 async fn keys_json(base: &str, path: &str, mut entries: Vec<KeyEntry>) -> Vec<Value> {
     crate::keys::KeyMaterial::all_ready(&entries.iter().map(|e| e.material.clone()).collect::<Vec<_>>()).await;
     let rank = |s: KeyStatus| match s {
@@ -300,7 +301,6 @@ pub async fn update_rule(
     Ok(axum::Json(rule_json(&t.base_url, &sid, &pid, &r, &t.servers[&sid])).into_response())
 }
 
-/// `GET …/credentials/keys`: an array of the server's keys with `status`.
 /// The base URL and a copy of a custom server's key entries, or Okta's 404 for an unknown server.
 fn server_keys(s: &Shared, sid: &str) -> Result<(String, Vec<KeyEntry>), ApiError> {
     let t = s.tenant.lock();
@@ -308,6 +308,7 @@ fn server_keys(s: &Shared, sid: &str) -> Result<(String, Vec<KeyEntry>), ApiErro
     Ok((t.base_url.clone(), ks.entries().to_vec()))
 }
 
+/// `GET …/credentials/keys`: an array of the server's keys with `status`.
 pub async fn keys(State(s): State<Shared>, Path(sid): Path<String>) -> Result<Response, ApiError> {
     let (base, entries) = server_keys(&s, &sid)?;
     Ok(axum::Json(keys_json(&base, &format!("/api/v1/authorizationServers/{sid}/credentials/keys"), entries).await).into_response())
