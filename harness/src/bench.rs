@@ -300,7 +300,7 @@ const GRACE: Duration = Duration::from_secs(2);
 /// also started there; one that has no answer by the window's end plus [`GRACE`] is an error, so a server
 /// that stops answering ends the run instead of hanging it.
 async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, duration: f64) -> anyhow::Result<Outcome> {
-    let hist = Arc::new(Mutex::new(latency_histogram()));
+    let hist = Arc::new(Mutex::new((latency_histogram(), latency_histogram())));
     let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -317,7 +317,8 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
             // Refresh workloads: each worker drives its own family, as independent sessions do, signing in
             // (again) whenever it has none; a failed sign-in counts as an error.
             let mut rt: Option<String> = None;
-            let mut local = latency_histogram();
+            // Latencies of the operations that started and ended in the window, and of all that ended in it.
+            let (mut local, mut local_all) = (latency_histogram(), latency_histogram());
             while !stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
                 let started_in = measuring.load(Ordering::Relaxed);
@@ -359,7 +360,7 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                     Ok(r) => (r, false),
                     Err(_) => {
                         c.reset();
-                        (Err(format!("no answer within {:.1} s after the run ended", GRACE.as_secs_f64())), true)
+                        (Err(format!("no answer by the run's deadline, {:.1} s after the measured window", GRACE.as_secs_f64())), true)
                     }
                 };
                 let ended_in = measuring.load(Ordering::Relaxed);
@@ -380,15 +381,19 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                 // in flight when the window opened would bring its warm-up time).
                 if let (Ok(true), true) = (&r, ended_in) {
                     ok.fetch_add(1, Ordering::Relaxed);
+                    let us = t0.elapsed().as_micros() as u64;
                     if started_in {
-                        let _ = local.record(t0.elapsed().as_micros() as u64);
+                        let _ = local.record(us);
                     }
+                    let _ = local_all.record(us);
                 }
                 if timed_out {
                     break;
                 }
             }
-            let _ = hist.lock().add(&local);
+            let mut h = hist.lock();
+            let _ = h.0.add(&local);
+            let _ = h.1.add(&local_all);
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -404,7 +409,12 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
             first_error.lock().0.get_or_insert(format!("a load worker failed: {e}"));
         }
     }
-    let hist = hist.lock().clone();
+    // When no operation both started and ended in the window (each took longer than it), the latencies of
+    // those that ended in it, rather than none.
+    let hist = {
+        let h = hist.lock();
+        if h.0.is_empty() { h.1.clone() } else { h.0.clone() }
+    };
     let (first_error, warm_up_error) = first_error.lock().clone();
     Ok(Outcome { hist, ok: ok.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), first_error, warm_up_error, seconds })
 }
@@ -748,6 +758,9 @@ pub async fn cli(args: BenchArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("harness bench: {e}");
+            if args.json {
+                println!("{}", json!({"workload": args.workload, "error": e.to_string()}));
+            }
             1
         }
     }

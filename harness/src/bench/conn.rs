@@ -111,9 +111,13 @@ impl Conn {
             }
             Err(e) => {
                 self.stream = None;
-                if !reused && matches!(e, Failure::ClosedBeforeAnswer) {
+                let closed = matches!(e, Failure::ClosedBeforeAnswer);
+                if closed && !reused {
                     // A server that takes connections and closes them at once: do not spin on the cores either.
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                if closed && reused {
+                    return Err(format!("{e}; the request was not sent again, as a POST the server may have carried out"));
                 }
                 Err(e.to_string())
             }
@@ -482,7 +486,10 @@ mod tests {
         let mut c = Conn::new(t.clone());
         let post = t.request("POST", "/token", &[], b"a=b");
         assert_eq!(c.send(&post).await.unwrap().status, 200);
-        assert_eq!(c.send(&post).await.unwrap_err(), "the server closed the connection without answering");
+        assert_eq!(
+            c.send(&post).await.unwrap_err(),
+            "the server closed the connection without answering; the request was not sent again, as a POST the server may have carried out"
+        );
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         // The connection is gone: the next request opens a new one.
         assert_eq!(c.send(&post).await.unwrap().status, 200);
