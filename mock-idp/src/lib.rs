@@ -271,6 +271,21 @@ impl MockIdp {
     }
 }
 
+impl MockIdp {
+    /// Ends the server as a crash would: no last write of the state file, open connections cut. Returns once
+    /// the server is gone and its address free, so a test can start the next one on the same address at once
+    /// (dropping a `MockIdp` does the same but lets go of the address a moment later).
+    pub async fn abort(mut self) {
+        if let Some(p) = self.state.guard.persister.get() {
+            p.close();
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
 impl Drop for MockIdp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

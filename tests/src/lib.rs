@@ -246,6 +246,13 @@ pub fn url_param(location: &str, name: &str) -> Option<String> {
 }
 
 /// The unverified payload of a JWT.
+/// Okta's error body with one cause (`errorCode`, `errorSummary`, `errorLink`, `errorCauses`), taking its
+/// `errorId` from `got`, the body it is compared with (an id is random).
+pub fn okta_error_with_cause(got: &Value, code: &str, summary: &str, cause: impl AsRef<str>) -> Value {
+    serde_json::json!({"errorCode": code, "errorSummary": summary, "errorLink": code, "errorId": got["errorId"],
+        "errorCauses": [{"errorSummary": cause.as_ref()}]})
+}
+
 pub fn decode_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url payload")).expect("JSON payload")

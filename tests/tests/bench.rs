@@ -227,8 +227,9 @@ async fn a_server_that_never_answers_ends_the_run_with_an_error() {
     assert_eq!(e, "the workload failed: no answer by the run's deadline, 2.0 s after the measured window");
 }
 
-/// A server that answers every request (`{}`, 200) `delay_ms` after it arrives.
-async fn slow_server(delay_ms: u64) -> (String, tokio::task::JoinHandle<()>) {
+/// A server that answers every request (`{}`, 200) `delay_ms` after it arrives, and the arguments of a
+/// jwks run against it with one worker and a window of `duration` seconds.
+async fn one_worker_against_slow_server(delay_ms: u64, duration: f64) -> (BenchArgs, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
@@ -246,7 +247,11 @@ async fn slow_server(delay_ms: u64) -> (String, tokio::task::JoinHandle<()>) {
             });
         }
     });
-    (url, server)
+    let mut a = args(Workload::Jwks);
+    a.idp_url = Some(url);
+    a.concurrency = 1;
+    a.duration = duration;
+    (a, server)
 }
 
 /// Answers that all start before the window and end after it: nothing is counted, nothing failed, and the
@@ -254,11 +259,7 @@ async fn slow_server(delay_ms: u64) -> (String, tokio::task::JoinHandle<()>) {
 /// is 50 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_in_which_nothing_ends_is_an_error() {
-    let (url, server) = slow_server(400).await;
-    let mut a = args(Workload::Jwks);
-    a.idp_url = Some(url);
-    a.concurrency = 1;
-    a.duration = 0.05;
+    let (a, server) = one_worker_against_slow_server(400, 0.05).await;
     let e = run(&a).await.unwrap_err().to_string();
     server.abort();
     assert_eq!(e, "no operation completed within the 0.05 s measured");
@@ -269,11 +270,7 @@ async fn a_window_in_which_nothing_ends_is_an_error() {
 /// warm-up: the first answer ends at 1.2 s, the second at 2.4 s, after the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_longer_than_the_window_still_report_their_latency() {
-    let (url, server) = slow_server(1200).await;
-    let mut a = args(Workload::Jwks);
-    a.idp_url = Some(url);
-    a.concurrency = 1;
-    a.duration = 1.0;
+    let (a, server) = one_worker_against_slow_server(1200, 1.0).await;
     let r = run(&a).await.unwrap();
     server.abort();
     assert_eq!((r.ok, r.errors), (1, 0));

@@ -526,12 +526,7 @@ async fn fault_rules_are_validated_with_okta_errors() {
         let r = post(body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         let b = r.json();
-        assert_eq!(
-            b,
-            json!({"errorCode": "E0000003", "errorSummary": "The request body was not well-formed.", "errorLink": "E0000003",
-                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
-            "{body}"
-        );
+        assert_eq!(b, okta_error_with_cause(&b, "E0000003", "The request body was not well-formed.", cause), "{body}");
     }
     assert_eq!(c.get("/_mock/faults").await.json(), json!([]));
     let missing = c.get("/_mock/faults/flt_9").await;

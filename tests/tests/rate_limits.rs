@@ -259,12 +259,7 @@ async fn limits_change_at_run_time_and_reset_restores_the_tenant_s() {
         let r = put(body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         let b = r.json();
-        assert_eq!(
-            b,
-            json!({"errorCode": "E0000001", "errorSummary": "Api validation failed: rate_limits", "errorLink": "E0000001",
-                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
-            "{body}"
-        );
+        assert_eq!(b, okta_error_with_cause(&b, "E0000001", "Api validation failed: rate_limits", cause), "{body}");
     }
     // A body that is not one JSON object is Okta's E0000003, as on /api/v1: trailing text is not ignored, and
     // an array is not read by position (`[1]` is not `{"authorize": 1}`, `[]` does not turn every limit off).
@@ -283,12 +278,7 @@ async fn limits_change_at_run_time_and_reset_restores_the_tenant_s() {
         let r = put(body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         let b = r.json();
-        assert_eq!(
-            b,
-            json!({"errorCode": "E0000003", "errorSummary": "The request body was not well-formed.", "errorLink": "E0000003",
-                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
-            "{body}"
-        );
+        assert_eq!(b, okta_error_with_cause(&b, "E0000003", "The request body was not well-formed.", cause), "{body}");
     }
     assert_eq!(admin.rate_limits().await.unwrap(), RateLimits { keys: Some(2), ..Default::default() });
     // `{}` (or no body) turns every limit off.
@@ -312,12 +302,7 @@ async fn limits_change_at_run_time_and_reset_restores_the_tenant_s() {
         let bad = c.post_json("/_mock/reset", &json!({"tenant": {"rate_limits": limits}})).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{limits}");
         let b = bad.json();
-        assert_eq!(
-            b,
-            json!({"errorCode": "E0000001", "errorSummary": "Api validation failed", "errorLink": "E0000001",
-                "errorId": b["errorId"], "errorCauses": [{"errorSummary": cause}]}),
-            "{limits}"
-        );
+        assert_eq!(b, okta_error_with_cause(&b, "E0000001", "Api validation failed", cause), "{limits}");
     }
     // Nothing changed: authn is still used up.
     assert_eq!(c.authn_raw(ALICE, PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);

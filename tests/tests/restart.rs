@@ -25,20 +25,10 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 async fn start_on(addr: SocketAddr, state: &Path) -> anyhow::Result<MockIdp> {
-    // The previous server on this address may take a moment to let go of it: a wait on the OS, not on the
-    // IdP's clock, so a real (short) pause between attempts.
-    let mut last = None;
-    for _ in 0..100 {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => {
-                let addr = l.local_addr()?;
-                return MockIdp::serve(l, Options { addr, state_file: Some(state.to_path_buf()), ..Options::default() }).await;
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(anyhow::anyhow!("cannot bind {addr}: {last:?}"))
+    // The previous server on this address, if any, is gone (`MockIdp::abort` or `shutdown` waited for it).
+    let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+    let addr = l.local_addr()?;
+    MockIdp::serve(l, Options { addr, state_file: Some(state.to_path_buf()), ..Options::default() }).await
 }
 
 /// What a refresh answered, reduced to what must be the same with and without a restart.
@@ -102,7 +92,7 @@ async fn a_restarted_idp_keeps_sign_ins_keys_logs_and_decides_refreshes_as_befor
     let clock = c.clock().await;
     let events = system_log(&c).await;
     // No goodbye: the server is aborted, as a crash would end it, without a last write.
-    drop(first);
+    first.abort().await;
 
     let second = start_on(addr, &file).await.unwrap();
     assert_eq!(second.addr(), addr);
@@ -307,27 +297,25 @@ mod killed {
 
     /// Starts `mock-idp --addr ADDR --state FILE` and waits for its "listening" line.
     async fn spawn(addr: SocketAddr, state: &Path) -> Child {
-        for _ in 0..50 {
-            let mut child = Command::new(&bins().0)
-                .args(["--addr", &addr.to_string(), "--state", &state.display().to_string()])
-                .env("MOCK_IDP_LOG", "warn")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("mock-idp starts");
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
-                Ok(Ok(Some(l))) if l.starts_with("mock-idp listening on") => return child,
-                _ => {
-                    // The port was not free yet (the killed process's socket, a wait on the OS, not on the
-                    // IdP's clock); try again shortly.
-                    let _ = child.kill().await;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+        // The previous process was killed and reaped (`wait`), so the kernel has closed its listening socket;
+        // the connections it leaves in TIME_WAIT do not keep the new one from binding (SO_REUSEADDR).
+        let mut child = Command::new(&bins().0)
+            .args(["--addr", &addr.to_string(), "--state", &state.display().to_string()])
+            .env("MOCK_IDP_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mock-idp starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+            Ok(Ok(Some(l))) if l.starts_with("mock-idp listening on") => child,
+            other => {
+                let _ = child.start_kill();
+                let out = child.wait_with_output().await.expect("the failed mock-idp is reaped");
+                panic!("mock-idp did not start on {addr}: {other:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        panic!("mock-idp did not start on {addr}");
     }
 
     struct Worker {

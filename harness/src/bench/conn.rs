@@ -328,14 +328,28 @@ mod tests {
 
     /// A server that answers each request on a connection with the next canned answer, then closes.
     async fn canned(answers: Vec<&'static [u8]>) -> Target {
+        serve_canned(answers, false).await
+    }
+
+    /// The canned server; with `trickle`, each answer is written a byte at a time, so heads, chunk sizes,
+    /// CRLFs and chunk data arrive split across reads.
+    async fn serve_canned(answers: Vec<&'static [u8]>, trickle: bool) -> Target {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
             for a in answers {
                 let mut b = [0u8; 4096];
                 let _ = s.read(&mut b).await.unwrap();
-                s.write_all(a).await.unwrap();
+                if !trickle {
+                    s.write_all(a).await.unwrap();
+                    continue;
+                }
+                for byte in a {
+                    s.write_all(&[*byte]).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
             }
         });
         Target { addr, host: addr.to_string(), prefix: String::new() }
@@ -436,29 +450,11 @@ mod tests {
         assert_eq!(c.send(&req).await.unwrap().body, b"end");
     }
 
-    /// A server that writes its one answer a byte at a time, so heads, chunk sizes, CRLFs and chunk data
-    /// arrive split across reads.
-    async fn trickled(answer: &'static [u8]) -> Target {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            s.set_nodelay(true).unwrap();
-            let mut b = [0u8; 4096];
-            let _ = s.read(&mut b).await.unwrap();
-            for byte in answer {
-                s.write_all(&[*byte]).await.unwrap();
-                s.flush().await.unwrap();
-                tokio::task::yield_now().await;
-            }
-        });
-        Target { addr, host: addr.to_string(), prefix: String::new() }
-    }
-
     #[tokio::test]
     async fn answers_split_across_reads_are_put_together() {
-        let t = trickled(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n",
+        let t = serve_canned(
+            vec![b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n"],
+            true,
         )
         .await;
         let mut c = Conn::new(t.clone());
