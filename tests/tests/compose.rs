@@ -828,6 +828,8 @@ async fn mock_idp_service_serves_the_compose_issuer_and_its_health_check_tells_u
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!((out.stdout.len(), out.stderr.len()), (0, 0));
     assert!(p.stderr().contains("/.well-known/openid-configuration"), "MOCK_IDP_LOG=debug logs requests: {}", p.stderr());
+    // Its stderr is a pipe here (a container's log, a file), so the log is plain text, without colour codes.
+    assert!(!p.stderr().contains('\x1b'), "no ANSI escape codes in a log that is not a terminal: {:?}", p.stderr());
 
     // Only a 2xx answer is healthy: a path the mock does not serve (404) is not.
     let mut missing = health.clone();
@@ -930,6 +932,7 @@ async fn stub_bsr_service_signs_alice_in_through_the_composed_mock_idp() {
     assert_eq!(grants.len(), 1);
 
     assert!(bsr.stderr().contains("/oauth2/callback"), "HARNESS_LOG=debug logs requests: {}", bsr.stderr());
+    assert!(!bsr.stderr().contains('\x1b'), "no ANSI escape codes in a log that is not a terminal: {:?}", bsr.stderr());
     assert!(bsr.terminate().success());
     let out = run(container_command(health, svc, image, &hmap, &[]));
     assert_eq!(out.status.code(), Some(1));
