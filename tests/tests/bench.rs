@@ -105,6 +105,7 @@ async fn families_reports_memory_before_live_and_after_expiry() {
     assert_eq!((r.ok, r.errors), (40, 0));
     let m = r.rss_mib.unwrap();
     assert_eq!(m.families, 40);
+    assert_eq!(m.timed_sign_ins, 39, "every sign-in but the first, which waits for the keys, is timed");
     assert!(m.before > 1.0 && m.live > 1.0 && m.families_only > 1.0 && m.after_expiry > 1.0, "{m:?}");
 }
 
@@ -155,8 +156,21 @@ async fn a_wrong_client_secret_fails_with_the_idps_answer() {
     let e = run(&a).await.unwrap_err().to_string();
     assert_eq!(
         e,
-        r#"the workload failed: client_credentials: 401 {"error":"invalid_client","error_description":"The client secret supplied for a confidential client is invalid."}"#
+        r#"the workload failed: client_credentials (POST /oauth2/default/v1/token): 401 {"error":"invalid_client","error_description":"The client secret supplied for a confidential client is invalid."}"#
     );
+}
+
+/// The error names the request that failed: a token path on a server the tenant does not have is Okta's 404,
+/// and the message says which path that was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_path_the_idp_does_not_serve_fails_naming_the_path() {
+    let mut a = args(Workload::ClientCredentials);
+    a.token_path = "/oauth2/nope/v1/token".into();
+    let e = run(&a).await.unwrap_err().to_string();
+    let body = e.strip_prefix("the workload failed: client_credentials (POST /oauth2/nope/v1/token): 404 ").unwrap_or_else(|| panic!("{e}"));
+    let body: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|x| panic!("{x}: {e}"));
+    assert_eq!(body["errorCode"], "E0000007");
+    assert_eq!(body["errorSummary"], "Not found: Resource not found: nope (AuthorizationServer)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
