@@ -259,7 +259,8 @@ impl Driver {
             .finish();
         let req = self.target.request("GET", &format!("/oauth2/default/v1/authorize?{query}"), &[], b"");
         let r = c.send(&req).await?;
-        let loc = r.location.ok_or_else(|| format!("{} did not redirect: {} {}", request_of("authorize", &req), r.status, snippet(&r.body)))?;
+        let loc =
+            r.location.ok_or_else(|| format!("{} did not redirect: {} {}", request_of("authorize", &req), r.status, snippet(&r.body)))?;
         let code = url::Url::parse(&loc)
             .ok()
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.to_string()))

@@ -9,13 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mock_idp::config::RefreshTokenConfig;
 use mock_idp::core::model::RotationType;
 use mock_idp::{MockIdp, Options, TenantConfig};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
 fn env_num(k: &str, d: u64) -> u64 {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
@@ -25,46 +22,11 @@ fn signing_rate(threads: usize, secs: f64) -> f64 {
     mock_idp::signing::measure_rate(threads, secs)
 }
 
+#[path = "common/sign_in.rs"]
+mod common;
+
 async fn login(http: &reqwest::Client, base: &str) -> String {
-    let st: Value = http
-        .post(format!("{base}/api/v1/authn"))
-        .json(&json!({"username": "alice@example.com", "password": "Passw0rd!"}))
-        .send()
-        .await
-        .expect("authn")
-        .json()
-        .await
-        .expect("authn json");
-    let verifier = URL_SAFE_NO_PAD.encode([7u8; 40]);
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let redirect = "http://127.0.0.1:3000/oauth2/callback";
-    let r = http
-        .get(format!("{base}/oauth2/default/v1/authorize"))
-        .query(&[
-            ("client_id", "bsr-local"),
-            ("response_type", "code"),
-            ("scope", "openid profile email offline_access"),
-            ("redirect_uri", redirect),
-            ("state", "s"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("sessionToken", st["sessionToken"].as_str().expect("sessionToken")),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    let loc = r.headers()["location"].to_str().expect("location").to_string();
-    let code = url::Url::parse(&loc).expect("url").query_pairs().find(|(k, _)| k == "code").expect("code").1.to_string();
-    let t: Value = http
-        .post(format!("{base}/oauth2/default/v1/token"))
-        .basic_auth("bsr-local", Some("bsr-local-secret"))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", &verifier)])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
+    let t = common::sign_in(http, base).await.expect("a sign-in");
     t["refresh_token"].as_str().expect("refresh_token").to_string()
 }
 

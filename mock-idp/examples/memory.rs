@@ -10,7 +10,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use mock_idp::core::tenant::Tenant;
-use serde_json::{Value, json};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -38,9 +37,8 @@ fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
-const REDIRECT: &str = "http://127.0.0.1:3000/oauth2/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+#[path = "../benches/common/sign_in.rs"]
+mod sign_in;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -50,38 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let (start, events_before) = (live(), idp.with_tenant(|t| t.log.len()));
     for _ in 0..n {
-        let st: Value = http
-            .post(format!("{base}/api/v1/authn"))
-            .json(&json!({"username": "alice@example.com", "password": "Passw0rd!"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let r = http
-            .get(format!("{base}/oauth2/default/v1/authorize"))
-            .query(&[
-                ("client_id", "bsr-local"),
-                ("response_type", "code"),
-                ("scope", "openid profile email offline_access"),
-                ("redirect_uri", REDIRECT),
-                ("state", "s"),
-                ("code_challenge", CHALLENGE),
-                ("code_challenge_method", "S256"),
-                ("sessionToken", st["sessionToken"].as_str().unwrap_or_default()),
-            ])
-            .send()
-            .await?;
-        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        let code = url::Url::parse(&loc)?.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.to_string()).unwrap_or_default();
-        let t: Value = http
-            .post(format!("{base}/oauth2/default/v1/token"))
-            .basic_auth("bsr-local", Some("bsr-local-secret"))
-            .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)])
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::ensure!(t["refresh_token"].is_string(), "the code exchange failed: {t}");
+        sign_in::sign_in(&http, &base).await?;
     }
     let per = |bytes: isize| bytes as f64 / n as f64;
     let events = idp.with_tenant(|t| t.log.len()) - events_before;

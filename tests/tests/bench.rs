@@ -167,7 +167,8 @@ async fn a_token_path_the_idp_does_not_serve_fails_naming_the_path() {
     let mut a = args(Workload::ClientCredentials);
     a.token_path = "/oauth2/nope/v1/token".into();
     let e = run(&a).await.unwrap_err().to_string();
-    let body = e.strip_prefix("the workload failed: client_credentials (POST /oauth2/nope/v1/token): 404 ").unwrap_or_else(|| panic!("{e}"));
+    let body =
+        e.strip_prefix("the workload failed: client_credentials (POST /oauth2/nope/v1/token): 404 ").unwrap_or_else(|| panic!("{e}"));
     let body: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|x| panic!("{x}: {e}"));
     assert_eq!(body["errorCode"], "E0000007");
     assert_eq!(body["errorSummary"], "Not found: Resource not found: nope (AuthorizationServer)");
