@@ -29,7 +29,7 @@ use crate::core::refresh::{
     FamilyGrant, FamilyId, FamilyMeta, FamilySnapshot, GenerationSnapshot, Lifetimes, PredecessorSnapshot, RefreshStore, Revocation,
     RevokeReason, StoreSnapshot,
 };
-use crate::core::syslog::Event;
+use crate::core::syslog::{Event, KeptEvent};
 use crate::core::tenant::{AuthCode, AuthorizeRequest, Session, SessionToken, Tenant, TokenRecord};
 use crate::keys::KeyMaterial;
 
@@ -44,7 +44,7 @@ struct Hex32([u8; 32]);
 
 impl Serialize for Hex32 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        s.serialize_str(&crate::core::ids::hex(&self.0))
     }
 }
 
@@ -60,6 +60,42 @@ impl<'de> Deserialize<'de> for Hex32 {
             *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
         }
         Ok(Hex32(out))
+    }
+}
+
+/// The System Log of a state file: `[[seq, event], …]`. Written from the events as the log keeps them (their
+/// compact JSON, copied into the file as it is: no decoding and encoding again), read back as events.
+enum StoredLog {
+    Kept(Vec<KeptEvent>),
+    Read(Vec<(u64, Event)>),
+}
+
+impl StoredLog {
+    fn into_events(self) -> Vec<(u64, Event)> {
+        match self {
+            StoredLog::Kept(k) => k.iter().map(|e| (e.seq(), e.event())).collect(),
+            StoredLog::Read(r) => r,
+        }
+    }
+}
+
+impl Serialize for StoredLog {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StoredLog::Kept(k) => s.collect_seq(k.iter().map(|e| {
+                // The log wrote this JSON from an Event; a defect would show as `null`, and reading the file
+                // back would name the entry.
+                let raw = serde_json::from_slice::<&serde_json::value::RawValue>(e.json()).ok();
+                (e.seq(), raw)
+            })),
+            StoredLog::Read(r) => r.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredLog {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<(u64, Event)>::deserialize(d).map(StoredLog::Read)
     }
 }
 
@@ -132,7 +168,7 @@ struct StoredTenant {
     tokens: Vec<(Hex32, TokenRecord)>,
     refresh: StoredRefresh,
     log_next_seq: u64,
-    log: Vec<(u64, Event)>,
+    log: StoredLog,
     next_key_slot: usize,
     trusted_origins: Vec<TrustedOrigin>,
 }
@@ -288,12 +324,13 @@ fn hashed<V: Clone>(m: &HashMap<[u8; 32], V>) -> Vec<(Hex32, V)> {
 }
 
 /// Copies everything a restart needs out of the tenant; the caller holds the tenant lock only for this. The
-/// System Log comes out as kept (compact JSON, shared) and is decoded into the file by [`snapshot_bytes`]
-/// after the lock is let go: decoding 50,000 events took about 200 ms, which every request waited for.
-fn capture(t: &Tenant, clock: &Clock) -> (StateFile, Vec<crate::core::syslog::KeptEvent>) {
+/// System Log comes out as kept (compact JSON, shared: a reference count per event), and goes into the
+/// file as it is after the lock is let go (decoding 50,000 events under the lock took about 200 ms, which
+/// every request waited for).
+fn capture(t: &Tenant, clock: &Clock) -> StateFile {
     let (offset_ms, frozen_at) = clock.persisted();
     let (events, log_next_seq) = t.log.snapshot();
-    let file = StateFile {
+    StateFile {
         format: FORMAT.into(),
         version: VERSION,
         saved_at: rfc3339(clock.now_ms()),
@@ -324,19 +361,18 @@ fn capture(t: &Tenant, clock: &Clock) -> (StateFile, Vec<crate::core::syslog::Ke
             tokens: hashed(&t.tokens),
             refresh: store_refresh(t.refresh.snapshot()),
             log_next_seq,
-            log: Vec::new(),
+            log: StoredLog::Kept(events),
             next_key_slot: t.next_key_slot,
             trusted_origins: t.trusted_origins.clone(),
         },
-    };
-    (file, events)
+    }
 }
 
 /// The bytes of a state file for the tenant as it is now.
 pub fn snapshot_bytes(t: &parking_lot::Mutex<Tenant>, clock: &Clock) -> Result<Vec<u8>, String> {
     // The file holds every key's private key: keys still being generated (a rotation's new NEXT key) are
     // waited for with the lock let go, until a take of the lock finds them all ready.
-    let (mut file, events) = loop {
+    let file = loop {
         let g = t.lock();
         let pending = g.keys_not_ready();
         if pending.is_empty() {
@@ -345,7 +381,6 @@ pub fn snapshot_bytes(t: &parking_lot::Mutex<Tenant>, clock: &Clock) -> Result<V
         drop(g);
         pending.iter().for_each(|k| k.wait_ready());
     };
-    file.tenant.log = events.iter().map(|e| (e.seq(), e.event())).collect();
     serde_json::to_vec(&file).map_err(|e| format!("cannot serialise the state: {e}"))
 }
 
@@ -447,7 +482,7 @@ fn restore_tenant(st: StoredTenant, base_url: &str) -> anyhow::Result<Tenant> {
     }
     t.tokens = tokens;
     t.refresh = load_refresh(st.refresh)?;
-    t.log.restore(st.log, st.log_next_seq);
+    t.log.restore(st.log.into_events(), st.log_next_seq);
     t.next_key_slot = st.next_key_slot;
     t.trusted_origins = st.trusted_origins;
     Ok(t)

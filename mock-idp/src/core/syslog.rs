@@ -306,8 +306,9 @@ impl Stored {
     }
 }
 
-/// An event as the log keeps it, copied out cheaply (no decoding) so the caller can decode it after letting go
-/// of the tenant lock: what the state file writer does with 50,000 events.
+/// An event as the log keeps it, copied out cheaply (a reference count, no decoding) so the caller can use it
+/// after letting go of the tenant lock: the state file writer copies the stored JSON of up to 50,000 events
+/// into the file as it is ([`KeptEvent::json`]).
 #[derive(Debug, Clone)]
 pub struct KeptEvent(Stored);
 
@@ -318,6 +319,11 @@ impl KeptEvent {
 
     pub fn event(&self) -> Event {
         self.0.event()
+    }
+
+    /// The event as compact JSON, as the log stores it.
+    pub fn json(&self) -> &[u8] {
+        &self.0.json
     }
 }
 
@@ -370,7 +376,8 @@ impl SystemLog {
         removed
     }
 
-    /// The events and the next sequence number, for the state file; [`KeptEvent::event`] decodes each.
+    /// The events and the next sequence number, for the state file ([`KeptEvent::json`] is each as stored,
+    /// [`KeptEvent::event`] decodes it).
     pub fn snapshot(&self) -> (Vec<KeptEvent>, u64) {
         (self.events.iter().cloned().map(KeptEvent).collect(), self.next_seq)
     }
