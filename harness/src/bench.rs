@@ -177,7 +177,6 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
 }
 
-/// An answer's body for an error message: its first 300 bytes.
 /// The start of an answer's body for an error message, on one line (an HTML error page's lines and
 /// indentation collapsed to single spaces).
 fn snippet(body: &[u8]) -> String {

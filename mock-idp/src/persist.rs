@@ -83,12 +83,30 @@ impl Serialize for StoredLog {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             StoredLog::Kept(k) => s.collect_seq(k.iter().map(|e| {
-                // The log wrote this JSON from an Event; a defect would show as `null`, and reading the file
-                // back would name the entry.
-                let raw = serde_json::from_slice::<&serde_json::value::RawValue>(e.json()).ok();
-                (e.seq(), raw)
+                // The log wrote this JSON from an Event, so it is JSON; were it not (a defect), the event is
+                // decoded and written out instead, so the file always reads back.
+                let entry = match serde_json::from_slice::<&serde_json::value::RawValue>(e.json()) {
+                    Ok(raw) => LogEntry::Raw(raw),
+                    Err(_) => LogEntry::Decoded(e.event()),
+                };
+                (e.seq(), entry)
             })),
             StoredLog::Read(r) => r.serialize(s),
+        }
+    }
+}
+
+/// One event of [`StoredLog::Kept`] on its way into the file.
+enum LogEntry<'a> {
+    Raw(&'a serde_json::value::RawValue),
+    Decoded(Event),
+}
+
+impl Serialize for LogEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LogEntry::Raw(r) => r.serialize(s),
+            LogEntry::Decoded(e) => e.serialize(s),
         }
     }
 }
