@@ -242,12 +242,7 @@ fn bsr_config(a: &BsrArgs) -> Result<BsrConfig, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HARNESS_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log redirected to a file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    mock_idp::logging::init("HARNESS_LOG");
     match cli.command {
         Command::Up(a) => run_up(a).await,
         Command::Bsr(a) => run_bsr(a).await,

@@ -18,6 +18,7 @@ pub mod core;
 pub mod health;
 pub mod http;
 pub mod keys;
+pub mod logging;
 pub mod persist;
 pub mod server;
 pub mod signing;

@@ -66,12 +66,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MOCK_IDP_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log redirected to a file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    mock_idp::logging::init("MOCK_IDP_LOG");
     let mut config = match &args.config {
         Some(p) => match TenantConfig::load(p) {
             Ok(c) => c,

@@ -187,18 +187,21 @@ impl Write for Captured {
     }
 }
 
-/// Everything mock-idp and the harness log, at trace level, from every thread of this test binary.
+/// Everything logged at trace level, by every crate, from every thread of this test binary, through the
+/// binaries' filter (which keeps libraries that log secret values, such as reqwest's cookie jar, quiet).
 fn captured_logs() -> &'static Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
         let c = Captured(Arc::new(Mutex::new(Vec::new())));
         let writer = c.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("mock_idp=trace,harness=trace"))
+        // `try_init`, as the binaries' `init`: the subscriber, and the bridge that brings in what libraries
+        // log through the `log` crate (cookie_store does).
+        tracing_subscriber::fmt()
+            .with_env_filter(mock_idp::logging::filter_from("trace"))
             .with_ansi(false)
             .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
+            .try_init()
+            .expect("the only subscriber of this binary");
         c
     })
 }
