@@ -87,7 +87,7 @@ impl Serialize for StoredLog {
                 // decoded and written out instead, so the file always reads back.
                 let entry = match serde_json::from_slice::<&serde_json::value::RawValue>(e.json()) {
                     Ok(raw) => LogEntry::Raw(raw),
-                    Err(_) => LogEntry::Decoded(e.event()),
+                    Err(_) => LogEntry::Decoded(Box::new(e.event())),
                 };
                 (e.seq(), entry)
             })),
@@ -99,7 +99,7 @@ impl Serialize for StoredLog {
 /// One event of [`StoredLog::Kept`] on its way into the file.
 enum LogEntry<'a> {
     Raw(&'a serde_json::value::RawValue),
-    Decoded(Event),
+    Decoded(Box<Event>),
 }
 
 impl Serialize for LogEntry<'_> {
