@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 pub enum Workload {
     /// `client_credentials` at the `default` server with `svc-local` (1 signature per response).
     ClientCredentials,
-    /// Refresh grants with STATIC refresh tokens (access + ID token: 2 signatures).
+    /// Refresh grants with STATIC refresh tokens (access + ID token: 2 signatures). The in-process IdP sets
+    /// `bsr-local` to STATIC; a running one (`--idp-url`) must have it so (the default tenant rotates).
     StaticRefresh,
     /// Refresh chains with ROTATE refresh tokens (2 signatures).
     RotateRefresh,
@@ -95,10 +96,13 @@ pub struct BenchArgs {
     /// `/oauth2/default/v1/token`).
     #[arg(long, default_value = "/oauth2/default/v1/token")]
     pub token_path: String,
+    /// client_credentials: the service app's client ID (the refresh and sign-in workloads use `bsr-local`).
     #[arg(long, default_value = "svc-local")]
     pub client_id: String,
+    /// client_credentials: the service app's client secret.
     #[arg(long, default_value = "svc-local-secret")]
     pub client_secret: String,
+    /// client_credentials: the scope asked for.
     #[arg(long, default_value = "bsr.read")]
     pub scope: String,
     /// startup and families: the mock-idp binary to start (default: `mock-idp` next to this `harness`).
@@ -132,6 +136,9 @@ pub struct BenchResult {
     pub rss_mib: Option<RssReport>,
     /// The first error of the measured window, when there were any.
     pub first_error: Option<String>,
+    /// Errors in the second of warm-up before the window (not in `errors`), and the first of them.
+    pub warm_up_errors: u64,
+    pub warm_up_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -163,6 +170,9 @@ struct Driver {
     target: Target,
     /// `Authorization` of the app the sign-in and refresh workloads use (`bsr-local`).
     bsr_auth: String,
+    /// What an error message must not show should a server echo it back: the client secrets, their
+    /// `Authorization` values and the password of the sign-in.
+    secrets: Vec<String>,
     authn: Vec<u8>,
     client_credentials: Vec<u8>,
     jwks: Vec<u8>,
@@ -170,6 +180,8 @@ struct Driver {
 }
 
 const REDIRECT: &str = "http://127.0.0.1:3000/oauth2/callback";
+/// alice's password in the default tenant.
+const PASSWORD: &str = "Passw0rd!";
 
 fn basic(id: &str, secret: &str) -> String {
     // RFC 6749 §2.3.1: each part form-urlencoded before base64.
@@ -181,7 +193,14 @@ fn basic(id: &str, secret: &str) -> String {
 /// indentation collapsed to single spaces).
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(300)]).split_whitespace().collect::<Vec<_>>().join(" ");
+    // Control characters (a terminal's escape sequences among them) are not printed as they are.
+    let s: String = s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
     if body.len() > 300 { format!("{s}…") } else { s }
+}
+
+/// A URL for an error message: without its query and fragment, which may carry codes and tokens.
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or_default()
 }
 
 /// What a failed request was, for its error: the operation, the method and the path, without the query
@@ -198,7 +217,7 @@ fn request_of(what: &str, req: &[u8]) -> String {
 
 /// Sends a prepared request and reads its answer as a 200 with a JSON body.
 async fn json_of(c: &mut Conn, req: &[u8], what: &str) -> Result<Value, String> {
-    let a = c.send(req).await?;
+    let a = c.send(req).await.map_err(|e| format!("{}: {e}", request_of(what, req)))?;
     if a.status != 200 {
         return Err(format!("{}: {} {}", request_of(what, req), a.status, snippet(&a.body)));
     }
@@ -206,6 +225,11 @@ async fn json_of(c: &mut Conn, req: &[u8], what: &str) -> Result<Value, String> 
 }
 
 impl Driver {
+    /// An error message with every known secret in it replaced.
+    fn redact(&self, e: &str) -> String {
+        self.secrets.iter().fold(e.to_string(), |e, s| e.replace(s.as_str(), "[secret]"))
+    }
+
     fn new(target: Target, args: &BenchArgs) -> Driver {
         let form = |pairs: &[(&str, &str)]| form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
         let cc_body = form(&[("grant_type", "client_credentials"), ("scope", args.scope.as_str())]);
@@ -221,11 +245,16 @@ impl Driver {
                 "POST",
                 "/api/v1/authn",
                 &[("Content-Type", "application/json"), ("Accept", "application/json")],
-                json!({"username": "alice@example.com", "password": "Passw0rd!"}).to_string().as_bytes(),
+                json!({"username": "alice@example.com", "password": PASSWORD}).to_string().as_bytes(),
             ),
             jwks: target.request("GET", "/oauth2/default/v1/keys", &[], b""),
             discovery: target.request("GET", "/oauth2/default/.well-known/openid-configuration", &[], b""),
             bsr_auth: basic("bsr-local", "bsr-local-secret"),
+            secrets: [args.client_secret.as_str(), &cc_auth, "bsr-local-secret", &basic("bsr-local", "bsr-local-secret"), PASSWORD]
+                .into_iter()
+                .flat_map(|s| [s.to_string(), s.strip_prefix("Basic ").unwrap_or_default().to_string()])
+                .filter(|s| s.len() >= 4)
+                .collect(),
             target,
         }
     }
@@ -241,7 +270,8 @@ impl Driver {
 
     async fn sign_in(&self, c: &mut Conn) -> Result<Value, String> {
         let st = json_of(c, &self.authn, "authn").await?;
-        let token = st["sessionToken"].as_str().ok_or("authn gave no sessionToken")?;
+        let token =
+            st["sessionToken"].as_str().ok_or_else(|| format!("{}: no sessionToken in the answer", request_of("authn", &self.authn)))?;
         let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let query = form_urlencoded::Serializer::new(String::new())
@@ -257,13 +287,13 @@ impl Driver {
             ])
             .finish();
         let req = self.target.request("GET", &format!("/oauth2/default/v1/authorize?{query}"), &[], b"");
-        let r = c.send(&req).await?;
+        let r = c.send(&req).await.map_err(|e| format!("{}: {e}", request_of("authorize", &req)))?;
         let loc =
             r.location.ok_or_else(|| format!("{} did not redirect: {} {}", request_of("authorize", &req), r.status, snippet(&r.body)))?;
         let code = url::Url::parse(&loc)
             .ok()
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.to_string()))
-            .ok_or_else(|| format!("no code in the redirect {loc}"))?;
+            .ok_or_else(|| format!("{}: no code in the redirect to {}", request_of("authorize", &req), without_query(&loc)))?;
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs([("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
             .finish();
@@ -281,17 +311,22 @@ impl Driver {
         t["refresh_token"].as_str().map(str::to_string).ok_or_else(|| format!("refresh failed: {t}"))
     }
 
-    /// Sends a prepared request; a 2xx answer is success.
-    async fn send_ok(&self, c: &mut Conn, req: &[u8], what: &str) -> Result<(), String> {
-        let r = c.send(req).await?;
+    /// Sends a prepared request; a 2xx answer whose body has `member` (a JSON member name, quoted) is
+    /// success, so a server that answers 200 with something else does not count.
+    async fn send_ok(&self, c: &mut Conn, req: &[u8], what: &str, member: &str) -> Result<(), String> {
+        let r = c.send(req).await.map_err(|e| format!("{}: {e}", request_of(what, req)))?;
         if !(200..300).contains(&r.status) {
             return Err(format!("{}: {} {}", request_of(what, req), r.status, snippet(&r.body)));
+        }
+        let m = member.as_bytes();
+        if !r.body.windows(m.len()).any(|w| w == m) {
+            return Err(format!("{}: {} without {member} in the answer: {}", request_of(what, req), r.status, snippet(&r.body)));
         }
         Ok(())
     }
 
     async fn client_credentials(&self, c: &mut Conn) -> Result<(), String> {
-        self.send_ok(c, &self.client_credentials, "client_credentials").await
+        self.send_ok(c, &self.client_credentials, "client_credentials", "\"access_token\"").await
     }
 }
 
@@ -307,7 +342,8 @@ struct Outcome {
     errors: u64,
     /// The first error of the window.
     first_error: Option<String>,
-    /// The first error of the warm-up, for a run in which nothing succeeded.
+    /// Errors of the second of warm-up before the window (not counted in `errors`), and the first of them.
+    warm_up_errors: u64,
     warm_up_error: Option<String>,
     seconds: f64,
 }
@@ -321,7 +357,7 @@ const GRACE: Duration = Duration::from_secs(2);
 /// that stops answering ends the run instead of hanging it.
 async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, duration: f64) -> anyhow::Result<Outcome> {
     let hist = Arc::new(Mutex::new((latency_histogram(), latency_histogram())));
-    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (ok, errors, warm_up_errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     // The first error of the window, and the first of the warm-up.
@@ -329,8 +365,16 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1) + Duration::from_secs_f64(duration) + GRACE;
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (d, hist, ok, errors, measuring, stop, first_error) =
-            (driver.clone(), hist.clone(), ok.clone(), errors.clone(), measuring.clone(), stop.clone(), first_error.clone());
+        let (d, hist, ok, errors, warm_up_errors, measuring, stop, first_error) = (
+            driver.clone(),
+            hist.clone(),
+            ok.clone(),
+            errors.clone(),
+            warm_up_errors.clone(),
+            measuring.clone(),
+            stop.clone(),
+            first_error.clone(),
+        );
         let w = workload;
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::new(d.target.clone());
@@ -370,8 +414,8 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                             }
                         },
                         Workload::SignIn => d.sign_in(&mut c).await.map(|_| true),
-                        Workload::Jwks => d.send_ok(&mut c, &d.jwks, "jwks").await.map(|()| true),
-                        Workload::Discovery => d.send_ok(&mut c, &d.discovery, "discovery").await.map(|()| true),
+                        Workload::Jwks => d.send_ok(&mut c, &d.jwks, "jwks", "\"keys\"").await.map(|()| true),
+                        Workload::Discovery => d.send_ok(&mut c, &d.discovery, "discovery", "\"issuer\"").await.map(|()| true),
                         // Handled before the load loop (`starts`, `families`).
                         Workload::Startup | Workload::TenantStart | Workload::Families => Err("not a load workload".into()),
                     }
@@ -392,9 +436,10 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                     // reported; one of the warm-up only explains a run in which nothing succeeded.
                     if ended_in || timed_out {
                         errors.fetch_add(1, Ordering::Relaxed);
-                        first_error.lock().0.get_or_insert_with(|| e.clone());
+                        first_error.lock().0.get_or_insert_with(|| d.redact(e));
                     } else {
-                        first_error.lock().1.get_or_insert_with(|| e.clone());
+                        warm_up_errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.lock().1.get_or_insert_with(|| d.redact(e));
                     }
                 }
                 // Throughput: operations that ended in the window; latency: those that also started in it (one
@@ -436,7 +481,15 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
         if h.0.is_empty() { h.1.clone() } else { h.0.clone() }
     };
     let (first_error, warm_up_error) = first_error.lock().clone();
-    Ok(Outcome { hist, ok: ok.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), first_error, warm_up_error, seconds })
+    Ok(Outcome {
+        hist,
+        ok: ok.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        first_error,
+        warm_up_errors: warm_up_errors.load(Ordering::Relaxed),
+        warm_up_error,
+        seconds,
+    })
 }
 
 /// Runs one workload and returns its numbers.
@@ -505,6 +558,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         signing_bound_per_s: bound,
         share_of_bound: bound.map(|b| r.throughput / b),
         first_error: out.first_error,
+        warm_up_errors: out.warm_up_errors,
+        warm_up_error: out.warm_up_error,
         ..r
     })
 }
@@ -530,6 +585,8 @@ impl BenchResult {
             share_of_bound: None,
             rss_mib: None,
             first_error: None,
+            warm_up_errors: 0,
+            warm_up_error: None,
         }
     }
 }
@@ -716,7 +773,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
 /// before each memory reading after a purge.
 async fn settle(d: &Driver, c: &mut Conn) -> anyhow::Result<()> {
     for _ in 0..200 {
-        d.send_ok(c, &d.discovery, "discovery").await.map_err(anyhow::Error::msg)?;
+        d.send_ok(c, &d.discovery, "discovery", "\"issuer\"").await.map_err(anyhow::Error::msg)?;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
@@ -776,6 +833,9 @@ pub async fn cli(args: BenchArgs) -> i32 {
             }
             if let Some(e) = &r.first_error {
                 println!("first error: {e}");
+            }
+            if let (n @ 1.., Some(e)) = (r.warm_up_errors, &r.warm_up_error) {
+                println!("warm-up (not counted): {n} error(s), the first: {e}");
             }
             if args.json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());

@@ -242,9 +242,9 @@ async fn a_server_that_never_answers_ends_the_run_with_an_error() {
     assert_eq!(e, "the workload failed: no answer by the run's deadline, 2.0 s after the measured window");
 }
 
-/// A server that answers every request (`{}`, 200) `delay_ms` after it arrives, and the arguments of a
-/// jwks run against it with one worker and a window of `duration` seconds.
-async fn one_worker_against_slow_server(delay_ms: u64, duration: f64) -> (BenchArgs, tokio::task::JoinHandle<()>) {
+/// A server that answers each request `delay_ms` after it arrives with `answer(request)` (status line,
+/// headers and body), and its base URL.
+async fn fake_server(delay_ms: u64, answer: fn(&[u8]) -> Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
@@ -253,20 +253,132 @@ async fn one_worker_against_slow_server(delay_ms: u64, duration: f64) -> (BenchA
             let (mut s, _) = l.accept().await.unwrap();
             tokio::spawn(async move {
                 let mut b = [0u8; 4096];
-                while s.read(&mut b).await.unwrap_or(0) > 0 {
+                loop {
+                    let n = s.read(&mut b).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
-                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.is_err() {
+                    if s.write_all(&answer(&b[..n])).await.is_err() {
                         break;
                     }
                 }
             });
         }
     });
+    (url, server)
+}
+
+/// A 200 with `body` as JSON.
+fn ok_json(body: &str) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+/// A server that answers every request with an empty JWKS `delay_ms` after it arrives, and the arguments
+/// of a jwks run against it with one worker and a window of `duration` seconds.
+async fn one_worker_against_slow_server(delay_ms: u64, duration: f64) -> (BenchArgs, tokio::task::JoinHandle<()>) {
+    let (url, server) = fake_server(delay_ms, |_| ok_json(r#"{"keys":[]}"#)).await;
     let mut a = args(Workload::Jwks);
     a.idp_url = Some(url);
     a.concurrency = 1;
     a.duration = duration;
     (a, server)
+}
+
+/// A 200 that is not the answer asked for is an error, not a success: a token response without an access
+/// token, a key set without keys, a discovery document without an issuer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_answer_without_the_expected_member_is_an_error() {
+    let (url, server) = fake_server(0, |_| ok_json(r#"{"hello":"world"}"#)).await;
+    for (w, want) in [
+        (
+            Workload::ClientCredentials,
+            r#"client_credentials (POST /oauth2/default/v1/token): 200 without "access_token" in the answer: {"hello":"world"}"#,
+        ),
+        (Workload::Jwks, r#"jwks (GET /oauth2/default/v1/keys): 200 without "keys" in the answer: {"hello":"world"}"#),
+        (
+            Workload::Discovery,
+            r#"discovery (GET /oauth2/default/.well-known/openid-configuration): 200 without "issuer" in the answer: {"hello":"world"}"#,
+        ),
+    ] {
+        let mut a = args(w);
+        a.idp_url = Some(url.clone());
+        a.duration = 0.2;
+        assert_eq!(run(&a).await.unwrap_err().to_string(), format!("the workload failed: {want}"));
+    }
+    server.abort();
+}
+
+/// A server that echoes the request into its error (as some debugging servers and proxies do) does not
+/// make bench print the client secret, its Authorization value or the password, and a body's control
+/// characters (a terminal's escape sequences) are not printed as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echoed_request_does_not_put_secrets_or_escape_codes_in_the_error() {
+    let echo = |req: &[u8]| {
+        let body = format!("\x1b[31mecho\x1b[0m {}", String::from_utf8_lossy(req));
+        format!("HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    };
+    let (url, server) = fake_server(0, echo).await;
+    let mut cc = args(Workload::ClientCredentials);
+    cc.idp_url = Some(url.clone());
+    cc.duration = 0.2;
+    cc.client_secret = "TOPSECRETVALUE".into();
+    let e = run(&cc).await.unwrap_err().to_string();
+    let mut si = args(Workload::SignIn);
+    si.idp_url = Some(url);
+    si.duration = 0.2;
+    let e2 = run(&si).await.unwrap_err().to_string();
+    server.abort();
+    assert!(
+        e.starts_with("the workload failed: client_credentials (POST /oauth2/default/v1/token): 400 \u{fffd}[31mecho\u{fffd}[0m POST"),
+        "{e}"
+    );
+    assert!(e.contains("Authorization: [secret]"), "{e}");
+    assert!(!e.contains("TOPSECRETVALUE") && !e.contains("c3ZjLWxvY2FsOlRPUFNFQ1JFVFZBTFVF") && !e.contains('\x1b'), "{e}");
+    assert!(e2.starts_with("the workload failed: authn (POST /api/v1/authn): 400 "), "{e2}");
+    assert!(e2.contains(r#""password":"[secret]""#) && !e2.contains("Passw0rd!"), "{e2}");
+}
+
+/// A redirect without a code is reported without its query, which may carry a session token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_without_a_code_is_reported_without_its_query() {
+    let answer = |req: &[u8]| {
+        if req.starts_with(b"POST /api/v1/authn") {
+            ok_json(r#"{"status":"SUCCESS","sessionToken":"SESSION-TOKEN-VALUE"}"#)
+        } else {
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/login?fromURI=x%26sessionToken%3DSESSION-TOKEN-VALUE\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        }
+    };
+    let (url, server) = fake_server(0, answer).await;
+    let mut a = args(Workload::SignIn);
+    a.idp_url = Some(url);
+    a.duration = 0.2;
+    let e = run(&a).await.unwrap_err().to_string();
+    server.abort();
+    assert_eq!(e, "the workload failed: authorize (GET /oauth2/default/v1/authorize): no code in the redirect to http://127.0.0.1:9/login");
+}
+
+/// Errors of the warm-up second are not counted in the window, but reported: three 503s for the first
+/// three token requests, then successes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_errors_are_reported_apart() {
+    let idp = mock_idp::MockIdp::start(mock_idp::Options { clock: mock_idp::Clock::system(), ..Default::default() }).await.unwrap();
+    let rule = serde_json::json!({"endpoint": "token", "times": 3, "action": {"respond": {"status": 503}}});
+    let r = reqwest::Client::new().post(format!("{}/_mock/faults", idp.base_url())).json(&rule).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut a = args(Workload::ClientCredentials);
+    a.idp_url = Some(idp.base_url().to_string());
+    a.concurrency = 1;
+    a.duration = 0.2;
+    let r = run(&a).await.unwrap();
+    assert_eq!((r.errors, r.warm_up_errors), (0, 3));
+    assert_eq!(
+        r.warm_up_error.as_deref(),
+        Some(
+            r#"client_credentials (POST /oauth2/default/v1/token): 503 {"error":"temporarily_unavailable","error_description":"The authorization server is currently unable to handle the request due to a temporary overloading or maintenance of the server."}"#
+        )
+    );
 }
 
 /// Answers that all start before the window and end after it: nothing is counted, nothing failed, and the
