@@ -621,14 +621,42 @@ fn mock_idp_binary(args: &BenchArgs) -> anyhow::Result<std::path::PathBuf> {
 fn spawn_mock_idp(binary: &std::path::Path) -> anyhow::Result<Spawned> {
     // A free port: bound and released here, then given to the binary.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = std::process::Command::new(binary)
-        .args(["--addr", &format!("127.0.0.1:{port}")])
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(["--addr", &format!("127.0.0.1:{port}")])
         .env("MOCK_IDP_LOG", "error")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
+        .stderr(std::process::Stdio::null());
+    dies_with_this_process(&mut cmd);
+    let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
     Ok(Spawned { child, base: format!("http://127.0.0.1:{port}") })
+}
+
+/// A child that is killed when this process ends however it ends (SIGTERM or SIGKILL to `harness` alone,
+/// which runs no destructor), so a cancelled benchmark leaves no `mock-idp` behind. Linux: the parent-death
+/// signal, which fires when the thread that spawned the child ends; the runtime's worker threads, which
+/// spawn it, live as long as the process.
+fn dies_with_this_process(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: between fork and exec the closure calls only prctl, getppid and _exit, which are
+        // async-signal-safe, and touches no memory but a copied integer.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have ended before the signal was set.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// Polls `url` (a fresh connection each time, 0.2 ms apart) until it answers 200; the elapsed time. With a

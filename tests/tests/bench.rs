@@ -28,17 +28,78 @@ fn args(workload: Workload) -> BenchArgs {
     }
 }
 
-/// The debug `mock-idp` binary, built once per test process (cargo has released its lock by now).
-fn mock_idp_binary() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
+/// The debug `mock-idp` and `harness` binaries, built once per test process (cargo has released its lock
+/// by now).
+fn binaries() -> &'static (PathBuf, PathBuf) {
+    static BIN: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BIN.get_or_init(|| {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo).args(["build", "-q", "--locked", "-p", "mock-idp"]).current_dir(&repo).status().expect("cargo runs");
-        assert!(st.success(), "cargo build -p mock-idp");
+        let st = Command::new(cargo)
+            .args(["build", "-q", "--locked", "-p", "mock-idp", "-p", "harness"])
+            .current_dir(&repo)
+            .status()
+            .expect("cargo runs");
+        assert!(st.success(), "cargo build -p mock-idp -p harness");
         let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo.join("target"));
-        target.join("debug").join("mock-idp")
+        (target.join("debug").join("mock-idp"), target.join("debug").join("harness"))
     })
+}
+
+fn mock_idp_binary() -> &'static PathBuf {
+    &binaries().0
+}
+
+/// The children of a process, from /proc.
+fn children_of(pid: u32) -> Vec<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    tasks
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
+        .collect()
+}
+
+/// `harness bench` killed alone (SIGTERM to its pid, as a CI cancel or `kill $!` sends; it runs no
+/// destructor) takes the `mock-idp` it started with it.
+#[test]
+fn a_killed_bench_leaves_no_mock_idp_behind() {
+    let (_, harness) = binaries();
+    let mut h = Command::new(harness)
+        .args(["bench", "--workload", "families", "--families", "1000000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its mock-idp: spawned at once; waited for without sleeping (a busy wait, bounded).
+    let t0 = std::time::Instant::now();
+    // (Right after the fork the child is still called harness.)
+    let is_mock_idp = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "mock-idp");
+    let idp = loop {
+        if let Some(p) = children_of(h.id()).into_iter().find(is_mock_idp) {
+            break p;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "harness started no mock-idp");
+        std::thread::yield_now();
+    };
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1); nothing is borrowed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, idp, 0) } as i32;
+    assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: kill takes a pid and a signal number.
+    assert_eq!(unsafe { libc::kill(h.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(h.wait().unwrap().code(), None, "ended by the signal");
+    // The descriptor becomes readable when the process has ended.
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd, valid for the call; a 10 s timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+    // SAFETY: fd is ours, closed once; kill takes a pid and a signal number (the orphan, should it run on).
+    unsafe {
+        libc::close(fd);
+        if n != 1 {
+            libc::kill(idp, libc::SIGKILL);
+        }
+    }
+    assert_eq!(n, 1, "mock-idp {idp} still runs 10 s after its harness was killed");
 }
 
 #[rstest::rstest]
