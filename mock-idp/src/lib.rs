@@ -68,7 +68,7 @@ pub struct Options {
 }
 
 /// The caps of the logs; the oldest entries go first. The System Log also drops events older than Okta's
-/// 90-day retention on the tenant clock.
+/// 90-day retention on the tenant clock. A cap is at least 1 (0 counts as 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogCaps {
     /// `GET /_mock/requests` (default 10 000).

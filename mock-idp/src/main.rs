@@ -42,12 +42,16 @@ struct Args {
     /// Require the management token (Authorization: SSWS …) for /_mock/* too.
     #[arg(long, env = "MOCK_IDP_MOCK_CONTROLS_TOKEN_REQUIRED")]
     mock_controls_token_required: bool,
-    /// Most entries GET /_mock/requests keeps (the oldest go first).
-    #[arg(long, env = "MOCK_IDP_REQUEST_LOG_CAP", default_value_t = LogCaps::default().request_log)]
+    /// Most entries GET /_mock/requests keeps (the oldest go first; at least 1).
+    #[arg(long, env = "MOCK_IDP_REQUEST_LOG_CAP", default_value_t = LogCaps::default().request_log, value_parser = at_least_one())]
     request_log_cap: usize,
-    /// Most System Log events kept (the oldest go first; events older than 90 days always go).
-    #[arg(long, env = "MOCK_IDP_SYSTEM_LOG_CAP", default_value_t = LogCaps::default().system_log)]
+    /// Most System Log events kept (the oldest go first; events older than 90 days always go; at least 1).
+    #[arg(long, env = "MOCK_IDP_SYSTEM_LOG_CAP", default_value_t = LogCaps::default().system_log, value_parser = at_least_one())]
     system_log_cap: usize,
+}
+
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 #[tokio::main]

@@ -1837,6 +1837,14 @@ fn binary_prints_the_default_config_and_rejects_bad_files_with_their_location() 
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with(&format!("mock-idp: {}:3:5: field `users[0].statuz`: ", bad.display())), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+
+    // A log cap of 0 is refused, not quietly taken as 1.
+    for flag in ["--system-log-cap", "--request-log-cap"] {
+        let out = std::process::Command::new(&bin).args([flag, "0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with(&format!("error: invalid value '0' for '{flag} <")), "{err}");
+    }
 }
 
 /// Kills the child process it holds (by its own handle) when dropped, so a failed assertion leaves no
