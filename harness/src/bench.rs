@@ -812,7 +812,7 @@ pub async fn cli(args: BenchArgs) -> i32 {
     match run(&args).await {
         Ok(r) => {
             match (r.workload, r.rss_mib) {
-                (_, Some(m)) => println!(
+                (_, Some(m)) => crate::say!(
                     "{}: {} refresh families created ({}); mock-idp resident memory {:.1} MiB at start, {:.1} MiB right after the sign-ins, {:.1} MiB an hour later (codes and access tokens expired, families live), {:.1} MiB after the families' expiry and the purge",
                     r.workload.name(),
                     m.families,
@@ -829,7 +829,7 @@ pub async fn cli(args: BenchArgs) -> i32 {
                     m.families_only,
                     m.after_expiry
                 ),
-                (Workload::Startup | Workload::TenantStart, _) => println!(
+                (Workload::Startup | Workload::TenantStart, _) => crate::say!(
                     "{}: {} starts; until discovery answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     r.workload.name(),
                     r.ok,
@@ -838,7 +838,7 @@ pub async fn cli(args: BenchArgs) -> i32 {
                     r.p99_ms,
                     r.max_ms
                 ),
-                _ => println!(
+                _ => crate::say!(
                     "{} at concurrency {} for {:.2}s: {} ok, {} errors, {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     r.workload.name(),
                     r.concurrency,
@@ -853,27 +853,27 @@ pub async fn cli(args: BenchArgs) -> i32 {
                 ),
             }
             if let (Some(s), Some(b), Some(share)) = (r.signing_rate_per_s, r.signing_bound_per_s, r.share_of_bound) {
-                println!(
+                crate::say!(
                     "raw RS256 signing {s:.0}/s on all cores; {} signature(s) per response bound the endpoint at {b:.0}/s; reached {:.0}%",
                     r.workload.signatures(),
                     share * 100.0
                 );
             }
             if let Some(e) = &r.first_error {
-                println!("first error: {e}");
+                crate::say!("first error: {e}");
             }
             if let (n @ 1.., Some(e)) = (r.warm_up_errors, &r.warm_up_error) {
-                println!("warm-up (not counted): {n} error(s), the first: {e}");
+                crate::say!("warm-up (not counted): {n} error(s), the first: {e}");
             }
             if args.json {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                crate::say!("{}", serde_json::to_string(&r).unwrap_or_default());
             }
             if r.errors > 0 { 1 } else { 0 }
         }
         Err(e) => {
             eprintln!("harness bench: {e}");
             if args.json {
-                println!("{}", json!({"workload": args.workload, "error": e.to_string()}));
+                crate::say!("{}", json!({"workload": args.workload, "error": e.to_string()}));
             }
             1
         }

@@ -3,6 +3,16 @@
 //!
 //! The stub talks to its IdP only over HTTP; see [`bsr`] for its pages, switches and handle.
 
+/// `println!` that does not panic when stdout has gone away (`harness list | head -1`, a reader that
+/// stopped): the line is dropped and the program goes on.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod bench;
 pub mod browser;
 pub mod bsr;

@@ -289,13 +289,13 @@ async fn run_up(a: UpArgs) -> ExitCode {
         }
     };
     let shutdown = mock_idp::server::shutdown_signal();
-    println!("mock-idp listening on {}", running.idp.base_url());
-    println!("stub BSR listening on {}", running.bsr.base_url());
-    println!("  sign in:      {}/login", running.bsr.base_url());
+    harness::say!("mock-idp listening on {}", running.idp.base_url());
+    harness::say!("stub BSR listening on {}", running.bsr.base_url());
+    harness::say!("  sign in:      {}/login", running.bsr.base_url());
     if a.idp_config.is_none() {
-        println!("                (alice@example.com or bob@example.com, password Passw0rd!)");
+        harness::say!("                (alice@example.com or bob@example.com, password Passw0rd!)");
     }
-    println!("  SSO settings: {}  (admin / admin-password)", running.bsr.settings_url());
+    harness::say!("  SSO settings: {}  (admin / admin-password)", running.bsr.settings_url());
     shutdown.await;
     running.shutdown().await;
     ExitCode::SUCCESS
@@ -310,6 +310,14 @@ async fn run_bsr(a: BsrArgs) -> ExitCode {
         }
     };
     warn_if_exposed("the stub BSR", config.addr);
+    // One process per state file: a second one would overwrite the first one's writes.
+    let _state_lock = match config.state_file.as_deref().map(mock_idp::persist::lock).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("harness bsr: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let addr = config.addr;
     let configured = config.sso.is_some();
     let bsr = match StubBsr::start(config).await {
@@ -322,9 +330,9 @@ async fn run_bsr(a: BsrArgs) -> ExitCode {
     // The bound address and the URL browsers use differ in a container (0.0.0.0:3000 and
     // http://localhost:3000), so both are named.
     let shutdown = mock_idp::server::shutdown_signal();
-    println!("stub BSR listening on {}, public URL {}", bsr.addr(), bsr.base_url());
+    harness::say!("stub BSR listening on {}, public URL {}", bsr.addr(), bsr.base_url());
     if !configured {
-        println!("  single sign-on is not configured yet: {} (admin sign-in required)", bsr.settings_url());
+        harness::say!("  single sign-on is not configured yet: {} (admin sign-in required)", bsr.settings_url());
     }
     shutdown.await;
     bsr.shutdown().await;

@@ -58,7 +58,8 @@ fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
 async fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_default_config {
-        print!("{}", mock_idp::config::DEFAULT_TENANT_YAML);
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(mock_idp::config::DEFAULT_TENANT_YAML.as_bytes());
         return ExitCode::SUCCESS;
     }
     if let Some(url) = &args.health_check {
@@ -109,6 +110,14 @@ async fn main() -> ExitCode {
         log_caps: LogCaps { request_log: args.request_log_cap, system_log: args.system_log_cap },
         ..Options::default()
     };
+    // One process per state file: a second one would overwrite the first one's writes.
+    let _state_lock = match args.state.as_deref().map(mock_idp::persist::lock).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mock-idp: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let idp = match MockIdp::start(opts).await {
         Ok(i) => i,
         Err(e) => {
@@ -125,7 +134,11 @@ async fn main() -> ExitCode {
     }
     let scheme = if args.tls { "https" } else { "http" };
     let shutdown = mock_idp::server::shutdown_signal();
-    println!("mock-idp listening on {scheme}://{}", idp.addr());
+    // Not println!: a reader that went away (`mock-idp | head -1`) must not end the server.
+    {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "mock-idp listening on {scheme}://{}", idp.addr());
+    }
     shutdown.await;
     idp.shutdown().await;
     ExitCode::SUCCESS

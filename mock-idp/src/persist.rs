@@ -506,6 +506,61 @@ fn restore_tenant(st: StoredTenant, base_url: &str) -> anyhow::Result<Tenant> {
     Ok(t)
 }
 
+/// Where a state file really is: a symbolic link is followed (to its target, which need not exist yet), so
+/// writing by rename replaces the target and not the link.
+pub fn resolve(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    // A bounded number of links, as the OS allows (a loop stays where it is and fails on write).
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&p) {
+                Ok(t) if t.is_absolute() => p = t,
+                Ok(t) => p = p.parent().map(|d| d.join(&t)).unwrap_or(t),
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    p
+}
+
+/// Held for as long as a process keeps a state file: an exclusive lock on `.FILE.lock` beside it, so a
+/// second process with the same file stops at start instead of overwriting the first one's writes. The
+/// operating system lets go of it when the process ends, however it ends.
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the state file `path` (see [`FileLock`]).
+///
+/// # Errors
+///
+/// Another process holds it, or the lock file cannot be created; the message names the state file.
+pub fn lock(path: &Path) -> anyhow::Result<FileLock> {
+    let path = resolve(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+    let lock_path = path.with_file_name(format!(".{name}.lock"));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let file =
+        o.open(&lock_path).map_err(|e| anyhow!("state file {}: cannot create its lock {}: {e}", path.display(), lock_path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock takes a descriptor this function owns (open for the call) and flags.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                bail!("state file {}: another process is using it (it holds {})", path.display(), lock_path.display());
+            }
+            bail!("state file {}: cannot lock {}: {e}", path.display(), lock_path.display());
+        }
+    }
+    Ok(FileLock { _file: file })
+}
+
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new one: a
 /// temporary file in the same folder (mode 0600), `fsync`, `rename` over the target, `fsync` of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -559,7 +614,7 @@ impl Persister {
     /// [`Persister::start`] starts its writer.
     pub fn new(path: PathBuf, snapshot: impl Fn() -> Result<Vec<u8>, String> + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(Persister {
-            path,
+            path: resolve(&path),
             snapshot: Box::new(snapshot),
             wanted: AtomicU64::new(0),
             kick: Notify::new(),

@@ -739,3 +739,27 @@ pub const SPA_REDIRECT_URI: &str = "http://127.0.0.1:4000/callback";
 pub fn tenant_with_spa() -> TenantConfig {
     default_tenant_with(SPA_APP_YAML, "  - {app: spa-client, group: BSR Users}")
 }
+
+/// The debug `mock-idp` and `harness` binaries, for tests that run them as processes.
+pub struct Binaries {
+    pub mock_idp: std::path::PathBuf,
+    pub harness: std::path::PathBuf,
+}
+
+/// Builds both binaries once per test process (`cargo build --locked`; cargo has released its build lock by
+/// the time tests run, so the nested build of up-to-date binaries is quick) and locates them.
+pub fn binaries() -> &'static Binaries {
+    static BINS: std::sync::OnceLock<Binaries> = std::sync::OnceLock::new();
+    BINS.get_or_init(|| {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives in the workspace root");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = std::process::Command::new(cargo)
+            .args(["build", "-q", "--locked", "-p", "mock-idp", "-p", "harness"])
+            .current_dir(repo)
+            .status()
+            .expect("cargo runs");
+        assert!(st.success(), "cargo build --locked -p mock-idp -p harness");
+        let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| repo.join("target"));
+        Binaries { mock_idp: target.join("debug").join("mock-idp"), harness: target.join("debug").join("harness") }
+    })
+}

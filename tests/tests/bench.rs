@@ -4,11 +4,11 @@
 //! real time: a run is its 1 s warm-up, the window, and at most 2 s of grace); BENCHMARKS.md has the figures
 //! and the commands that reproduce them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use harness::bench::{BenchArgs, Workload, run};
+use tests::binaries;
 
 fn args(workload: Workload) -> BenchArgs {
     BenchArgs {
@@ -28,26 +28,8 @@ fn args(workload: Workload) -> BenchArgs {
     }
 }
 
-/// The debug `mock-idp` and `harness` binaries, built once per test process (cargo has released its lock
-/// by now).
-fn binaries() -> &'static (PathBuf, PathBuf) {
-    static BIN: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-q", "--locked", "-p", "mock-idp", "-p", "harness"])
-            .current_dir(&repo)
-            .status()
-            .expect("cargo runs");
-        assert!(st.success(), "cargo build -p mock-idp -p harness");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo.join("target"));
-        (target.join("debug").join("mock-idp"), target.join("debug").join("harness"))
-    })
-}
-
 fn mock_idp_binary() -> &'static PathBuf {
-    &binaries().0
+    &binaries().mock_idp
 }
 
 /// The children of a process, from /proc.
@@ -64,7 +46,7 @@ fn children_of(pid: u32) -> Vec<i32> {
 /// destructor) takes the `mock-idp` it started with it.
 #[test]
 fn a_killed_bench_leaves_no_mock_idp_behind() {
-    let (_, harness) = binaries();
+    let harness = &binaries().harness;
     let mut h = Command::new(harness)
         .args(["bench", "--workload", "families", "--families", "1000000"])
         .stdout(std::process::Stdio::null())

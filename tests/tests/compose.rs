@@ -13,14 +13,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HOST, LOCATION};
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
-use tests::{ADMIN_TOKEN, ALICE, ALICE_ID, APP_ID, CLIENT_ID, CLIENT_SECRET, PASSWORD, url_param};
+use tests::{ADMIN_TOKEN, ALICE, ALICE_ID, APP_ID, Binaries, CLIENT_ID, CLIENT_SECRET, PASSWORD, binaries, url_param};
 
 // ---------------------------------------------------------------------------------------------------
 // The repository, the binaries and what they declare.
@@ -29,27 +29,26 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives in the workspace root").to_path_buf()
 }
 
-struct Bins {
-    mock_idp: PathBuf,
-    harness: PathBuf,
+fn bins() -> &'static Binaries {
+    binaries()
 }
 
-/// Builds both binaries once per test process, with the Dockerfile's flags but for `--release` (a debug
-/// build parses the same command lines). Cargo has released its build lock by the time tests run, so the
-/// nested build of up-to-date binaries is quick.
-fn bins() -> &'static Bins {
-    static BINS: OnceLock<Bins> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-q", "--locked", "-p", "mock-idp", "-p", "harness"])
-            .current_dir(repo())
-            .status()
-            .expect("cargo runs");
-        assert!(st.success(), "cargo build --locked -p mock-idp -p harness");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
-        Bins { mock_idp: target.join("debug").join("mock-idp"), harness: target.join("debug").join("harness") }
-    })
+/// A stdout that is gone (`harness list | head -1`, `mock-idp --print-default-config | head -1`) ends the
+/// output, not the program with a panic: the commands run with stdout the write end of a pipe whose read
+/// end is already closed, so every write fails with EPIPE.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    for (program, args) in [(&bins().harness, vec!["list"]), (&bins().mock_idp, vec!["--print-default-config"])] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills two descriptors, which are then owned here (the read end closed at once).
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        let out = Command::new(program).args(&args).current_dir(repo()).stdout(write).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!((out.status.code(), stderr.as_ref()), (Some(0), ""), "{program:?} {args:?}");
+    }
 }
 
 /// What a program's `--help` declares: its long flags and the environment variables behind them.

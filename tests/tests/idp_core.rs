@@ -1793,19 +1793,8 @@ async fn reset_restores_the_configured_state() {
 // ---------------------------------------------------------------------------------------------------
 // The binary.
 
-/// Builds (if needed) and locates `target/debug/mock-idp`. Cargo has released its build lock by the time
-/// tests run, so a nested `cargo build` of one up-to-date binary is quick.
 fn mock_idp_binary() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = std::process::Command::new(cargo)
-        .args(["build", "-q", "-p", "mock-idp", "--bin", "mock-idp"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo runs");
-    assert!(st.success(), "cargo build -p mock-idp");
-    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    target.join("debug").join("mock-idp")
+    tests::binaries().mock_idp.clone()
 }
 
 #[test]

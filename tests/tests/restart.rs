@@ -312,31 +312,11 @@ mod killed {
 
     use super::*;
 
-    fn repo() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-    }
-
-    /// Builds mock-idp and harness once per test process (as tests/tests/compose.rs does).
-    fn bins() -> &'static (PathBuf, PathBuf) {
-        static BINS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
-        BINS.get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let st = std::process::Command::new(cargo)
-                .args(["build", "-q", "-p", "mock-idp", "-p", "harness"])
-                .current_dir(repo())
-                .status()
-                .expect("cargo runs");
-            assert!(st.success(), "cargo build -p mock-idp -p harness");
-            let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
-            (target.join("debug").join("mock-idp"), target.join("debug").join("harness"))
-        })
-    }
-
     /// Starts `mock-idp --addr ADDR --state FILE` and waits for its "listening" line.
     async fn spawn(addr: SocketAddr, state: &Path) -> Child {
         // The previous process was killed and reaped (`wait`), so the kernel has closed its listening socket;
         // the connections it leaves in TIME_WAIT do not keep the new one from binding (SO_REUSEADDR).
-        let mut child = Command::new(&bins().0)
+        let mut child = Command::new(&binaries().mock_idp)
             .args(["--addr", &addr.to_string(), "--state", &state.display().to_string()])
             .env("MOCK_IDP_LOG", "warn")
             .stdout(Stdio::piped())
@@ -353,6 +333,58 @@ mod killed {
                 panic!("mock-idp did not start on {addr}: {other:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
+    }
+
+    /// One process per state file: a second mock-idp or stub BSR with the same file stops at start and says
+    /// why; a symbolic link to the file is followed (the link stays a link, its target is written, and the
+    /// lock is the target's).
+    #[tokio::test]
+    async fn a_state_file_is_used_by_one_process_and_followed_through_a_link() {
+        let dir = scratch("lock");
+        let file = dir.join("state.json");
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let _first = spawn(free(), &file).await;
+        let second = Command::new(&binaries().mock_idp).args(["--addr", "127.0.0.1:0", "--state"]).arg(&file).output().await.unwrap();
+        assert_eq!(second.status.code(), Some(1));
+        let held = |f: &Path, lock: &str| {
+            format!("state file {}: another process is using it (it holds {})\n", f.display(), dir.join(lock).display())
+        };
+        assert_eq!(String::from_utf8_lossy(&second.stderr), format!("mock-idp: {}", held(&file, ".state.json.lock")));
+
+        let users = dir.join("users.json");
+        let mut bsr = Command::new(&binaries().harness)
+            .args(["bsr", "--addr", "127.0.0.1:0", "--state"])
+            .arg(&users)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let line = BufReader::new(bsr.stdout.take().unwrap()).lines().next_line().await.unwrap().unwrap();
+        assert!(line.starts_with("stub BSR listening on"), "{line}");
+        let other = Command::new(&binaries().harness).args(["bsr", "--addr", "127.0.0.1:0", "--state"]).arg(&users).output().await.unwrap();
+        assert_eq!(other.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&other.stderr), format!("harness bsr: {}", held(&users, ".users.json.lock")));
+
+        let (real, link) = (dir.join("real.json"), dir.join("link.json"));
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        let addr = free();
+        let _linked = spawn(addr, &link).await;
+        let c = Client::for_base(&format!("http://{addr}"));
+        let r = c
+            .http
+            .post(c.url("/api/v1/groups"))
+            .header("authorization", format!("SSWS {ADMIN_TOKEN}"))
+            .json(&json!({"profile": {"name": "Linked"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
+        assert!(std::fs::read_to_string(&real).unwrap().contains("\"Linked\""), "the group is in the link's target");
+        let direct = Command::new(&binaries().mock_idp).args(["--addr", "127.0.0.1:0", "--state"]).arg(&real).output().await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&direct.stderr), format!("mock-idp: {}", held(&real, ".real.json.lock")));
+        drop(bsr);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     struct Worker {
@@ -477,9 +509,9 @@ mod killed {
     #[tokio::test]
     async fn both_binaries_warn_when_bound_to_a_public_address() {
         for (bin, args) in [
-            (&bins().0, vec!["--addr", "0.0.0.0:0"]),
-            (&bins().1, vec!["bsr", "--addr", "0.0.0.0:0"]),
-            (&bins().1, vec!["up", "--idp-addr", "0.0.0.0:0", "--bsr-addr", "0.0.0.0:0"]),
+            (&binaries().mock_idp, vec!["--addr", "0.0.0.0:0"]),
+            (&binaries().harness, vec!["bsr", "--addr", "0.0.0.0:0"]),
+            (&binaries().harness, vec!["up", "--idp-addr", "0.0.0.0:0", "--bsr-addr", "0.0.0.0:0"]),
         ] {
             let mut child = Command::new(bin).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
             let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();

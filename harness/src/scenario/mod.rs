@@ -345,12 +345,16 @@ pub async fn cli_run(args: RunArgs) -> i32 {
             eprintln!("{d}");
         }
     }
-    print!("{}", report::terminal(&reports));
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(report::terminal(&reports).as_bytes());
+    }
     // Conformance requirements in the run get their verdict table, so the exit status is explained: a
     // recommended requirement that is not met does not fail the run.
     let profile: Vec<ScenarioReport> = reports.iter().filter(|r| r.level.is_some()).cloned().collect();
     if !profile.is_empty() {
-        print!("{}", verdict::terminal(&profile));
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(verdict::terminal(&profile).as_bytes());
     }
     // A report that cannot be written fails the run (exit 2): CI must not pass without its reports.
     let write_failed = std::cell::Cell::new(false);
@@ -400,7 +404,7 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
         Ok(list) => {
             for l in list {
                 let s = &l.scenario;
-                println!("{:<48} {:<5} [{}]  {}", s.name, s.case.clone().unwrap_or_default(), s.tags.join(", "), l.path.display());
+                crate::say!("{:<48} {:<5} [{}]  {}", s.name, s.case.clone().unwrap_or_default(), s.tags.join(", "), l.path.display());
             }
             0
         }
