@@ -472,6 +472,33 @@ fn restore_tenant(st: StoredTenant, base_url: &str) -> anyhow::Result<Tenant> {
             bail!("keys: authorization server {id} has none");
         }
     }
+    // The maps are keyed by the id each entry carries; a hand-edited file where the two differ would start
+    // and then not find what it lists.
+    let keyed = |what: &str, pairs: Vec<(&String, &String)>| -> anyhow::Result<()> {
+        match pairs.into_iter().find(|(k, id)| k != id) {
+            Some((k, id)) => bail!("{what}: the entry under {k:?} has the id {id:?}; they must be the same"),
+            None => Ok(()),
+        }
+    };
+    keyed("users", st.users.iter().map(|(k, u)| (k, &u.id)).collect())?;
+    keyed("groups", st.groups.iter().map(|(k, g)| (k, &g.id)).collect())?;
+    keyed("apps", st.apps.iter().map(|(k, a)| (k, &a.id)).collect())?;
+    keyed("servers", st.servers.iter().map(|(k, a)| (k, &a.id)).collect())?;
+    // The System Log pages by sequence number: the stored ones rising, and below the next one.
+    if let StoredLog::Read(events) = &st.log {
+        let mut last = None;
+        for (i, (seq, _)) in events.iter().enumerate() {
+            if last.is_some_and(|l| *seq <= l) {
+                bail!("log[{i}]: sequence number {seq} is not above the one before it ({})", last.unwrap_or_default());
+            }
+            last = Some(*seq);
+        }
+        if let Some(l) = last
+            && st.log_next_seq <= l
+        {
+            bail!("log_next_seq: {} is not above the last event's sequence number ({l})", st.log_next_seq);
+        }
+    }
     // The tenant is built from its configuration first, so anything derived from it that this file does
     // not carry comes out as at a fresh start; every stored part then replaces the built one. The keys the
     // build asks for are placeholders, replaced below.

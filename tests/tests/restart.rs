@@ -198,6 +198,11 @@ async fn start_error(file: &Path) -> String {
     }
 }
 
+/// The number of System Log events in a state file.
+fn v_len(file: &[u8]) -> usize {
+    serde_json::from_slice::<Value>(file).unwrap()["tenant"]["log"].as_array().unwrap().len()
+}
+
 #[tokio::test]
 async fn a_corrupt_or_incompatible_state_file_stops_start_up() {
     let dir = scratch("corrupt");
@@ -250,6 +255,32 @@ async fn a_corrupt_or_incompatible_state_file_stops_start_up() {
     v["tenant"]["refresh"]["families"][0]["superseded"] = json!([]);
     std::fs::write(&file, v.to_string()).unwrap();
     assert_eq!(start_error(&file).await, format!("state file {name}: refresh families: rtf_1: generation 0 of 0..=1 has no index entry"));
+
+    // A map entry whose key is not its id, or System Log sequence numbers that paging could not follow.
+    let edited = |f: &dyn Fn(&mut Value)| {
+        let mut v: Value = serde_json::from_slice(&good).unwrap();
+        f(&mut v);
+        std::fs::write(&file, v.to_string()).unwrap();
+    };
+    edited(&|v| {
+        let alice = v["tenant"]["users"].as_object_mut().unwrap().remove("00u1alice00000000001").unwrap();
+        v["tenant"]["users"]["00u1someone0000000001"] = alice;
+    });
+    assert_eq!(
+        start_error(&file).await,
+        format!(
+            "state file {name}: users: the entry under \"00u1someone0000000001\" has the id \"00u1alice00000000001\"; they must be the same"
+        )
+    );
+    let events = v_len(&good);
+    assert!(events >= 3, "{events}");
+    edited(&|v| v["tenant"]["log_next_seq"] = json!(1));
+    assert_eq!(
+        start_error(&file).await,
+        format!("state file {name}: log_next_seq: 1 is not above the last event's sequence number ({})", events - 1)
+    );
+    edited(&|v| v["tenant"]["log"][2][0] = json!(0));
+    assert_eq!(start_error(&file).await, format!("state file {name}: log[2]: sequence number 0 is not above the one before it (1)"));
 
     // The good file still starts.
     std::fs::write(&file, &good).unwrap();
