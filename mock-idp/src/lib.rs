@@ -154,7 +154,16 @@ impl MockIdp {
             None => Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &*source)?,
         };
         let system_log_cap = opts.log_caps.system_log;
+        let kept = tenant.log.len();
         tenant.log.set_capacity(system_log_cap);
+        if tenant.log.len() < kept {
+            tracing::warn!(
+                kept,
+                cap = system_log_cap,
+                dropped = kept - tenant.log.len(),
+                "the state file's System Log holds more events than the cap; the oldest were dropped"
+            );
+        }
         let public_base = tenant.base_url.clone();
         let (clock, base, src) = (opts.clock.clone(), base_url.clone(), source.clone());
         let rebuild = Box::new(move |c: &TenantConfig| {

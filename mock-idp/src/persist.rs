@@ -402,6 +402,15 @@ pub fn snapshot_bytes(t: &parking_lot::Mutex<Tenant>, clock: &Clock) -> Result<V
     serde_json::to_vec(&file).map_err(|e| format!("cannot serialise the state: {e}"))
 }
 
+/// serde_json's message without the " at line L column C" it ends with: the error names the position first.
+fn without_position(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    match m.rsplit_once(" at line ") {
+        Some((msg, _)) if e.line() > 0 => msg.to_string(),
+        _ => m,
+    }
+}
+
 /// What a state file restores: the tenant and the clock's state.
 pub struct Restored {
     pub tenant: Tenant,
@@ -420,8 +429,9 @@ pub fn read(path: &Path, base_url: &str) -> anyhow::Result<Option<Restored>> {
         Err(e) => bail!("state file {name}: cannot read: {e}"),
         Ok(b) => b,
     };
-    let header: Header = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("state file {name}: line {}, column {}: not a mock-idp state file: {e}", e.line(), e.column()))?;
+    let header: Header = serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow!("state file {name}: line {}, column {}: not a mock-idp state file: {}", e.line(), e.column(), without_position(&e))
+    })?;
     if header.format.as_deref() != Some(FORMAT) {
         bail!("state file {name}: not a mock-idp state file (format {:?}, expected {FORMAT:?})", header.format.unwrap_or_default());
     }
@@ -436,7 +446,7 @@ pub fn read(path: &Path, base_url: &str) -> anyhow::Result<Option<Restored>> {
     let file: StateFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        anyhow!("state file {name}: line {}, column {}: field `{field}`: {inner}", inner.line(), inner.column())
+        anyhow!("state file {name}: line {}, column {}: field `{field}`: {}", inner.line(), inner.column(), without_position(&inner))
     })?;
     let tenant = restore_tenant(file.tenant, base_url).with_context(|| format!("state file {name}"))?;
     Ok(Some(Restored { tenant, clock_offset_ms: file.clock.offset_ms, clock_frozen_at: file.clock.frozen_at }))

@@ -249,6 +249,7 @@ async fn a_corrupt_or_incompatible_state_file_stops_start_up() {
     let e = start_error(&file).await;
     assert!(e.starts_with(&format!("state file {name}: line ")), "{e}");
     assert!(e.contains("field `tenant.users.00u1alice00000000001.status`: unknown variant `SLEEPING`"), "{e}");
+    assert!(!e.contains(" at line "), "the position is given once, first: {e}");
 
     // A family whose older generation is missing could not detect its reuse: refused, not guessed at.
     let mut v: Value = serde_json::from_slice(&good).unwrap();
