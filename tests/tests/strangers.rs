@@ -196,10 +196,13 @@ fn captured_logs() -> &'static Captured {
         let writer = c.clone();
         // `try_init`, as the binaries' `init`: the subscriber, and the bridge that brings in what libraries
         // log through the `log` crate (cookie_store does).
-        tracing_subscriber::fmt()
-            .with_env_filter(mock_idp::logging::filter_from("trace"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let layer = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone());
+        // A directive for cookie_store's own module, which once got round the filter, is in it too.
+        let filter = mock_idp::logging::filter_from("trace,cookie_store::cookie_store=trace");
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::Layer::with_filter(layer, filter))
             .try_init()
             .expect("the only subscriber of this binary");
         c
