@@ -192,10 +192,32 @@ fn basic(id: &str, secret: &str) -> String {
 /// The start of an answer's body for an error message, on one line (an HTML error page's lines and
 /// indentation collapsed to single spaces).
 fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(300)]).split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = String::from_utf8_lossy(&body[..body.len().min(2000)]).split_whitespace().collect::<Vec<_>>().join(" ");
     // Control characters (a terminal's escape sequences among them) are not printed as they are.
     let s: String = s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
-    if body.len() > 300 { format!("{s}…") } else { s }
+    if body.len() > 2000 { format!("{s}…") } else { s }
+}
+
+/// The names of a JSON object's members, for an error message (never their values, which may be tokens).
+fn members(v: &Value) -> String {
+    match v.as_object() {
+        Some(o) if !o.is_empty() => o.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+        _ => "no members".into(),
+    }
+}
+
+/// Whether a JSON body has the member `name` (quoted): the name followed by a colon, so a value that
+/// happens to be the name (`{"missing":"access_token"}`) does not count.
+fn has_member(body: &[u8], name: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = body[from..].windows(name.len()).position(|w| w == name) {
+        let after = from + i + name.len();
+        if body[after..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':') {
+            return true;
+        }
+        from = after;
+    }
+    false
 }
 
 /// A URL for an error message: without its query and fragment, which may carry codes and tokens.
@@ -227,7 +249,29 @@ async fn json_of(c: &mut Conn, req: &[u8], what: &str) -> Result<Value, String> 
 impl Driver {
     /// An error message with every known secret in it replaced.
     fn redact(&self, e: &str) -> String {
-        self.secrets.iter().fold(e.to_string(), |e, s| e.replace(s.as_str(), "[secret]"))
+        let e = self.secrets.iter().fold(e.to_string(), |e, s| e.replace(s.as_str(), "[secret]"));
+        // Tokens, codes and session tokens of this run: long runs of base64url (a JWT's parts and dots
+        // included) are not printed.
+        let mut out = String::with_capacity(e.len());
+        let mut run = String::new();
+        let flush = |run: &mut String, out: &mut String| {
+            out.push_str(if run.len() >= 32 { "[token]" } else { run.as_str() });
+            run.clear();
+        };
+        for c in e.chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                run.push(c);
+            } else {
+                flush(&mut run, &mut out);
+                out.push(c);
+            }
+        }
+        flush(&mut run, &mut out);
+        // Cut after the secrets are gone, so no part of one is left at the cut.
+        match out.char_indices().nth(400) {
+            Some((i, _)) => format!("{}…", &out[..i]),
+            None => out,
+        }
     }
 
     fn new(target: Target, args: &BenchArgs) -> Driver {
@@ -250,11 +294,18 @@ impl Driver {
             jwks: target.request("GET", "/oauth2/default/v1/keys", &[], b""),
             discovery: target.request("GET", "/oauth2/default/.well-known/openid-configuration", &[], b""),
             bsr_auth: basic("bsr-local", "bsr-local-secret"),
-            secrets: [args.client_secret.as_str(), &cc_auth, "bsr-local-secret", &basic("bsr-local", "bsr-local-secret"), PASSWORD]
-                .into_iter()
-                .flat_map(|s| [s.to_string(), s.strip_prefix("Basic ").unwrap_or_default().to_string()])
-                .filter(|s| s.len() >= 4)
-                .collect(),
+            secrets: [
+                args.client_secret.as_str(),
+                &form_urlencoded::byte_serialize(args.client_secret.as_bytes()).collect::<String>(),
+                &cc_auth,
+                "bsr-local-secret",
+                &basic("bsr-local", "bsr-local-secret"),
+                PASSWORD,
+            ]
+            .into_iter()
+            .flat_map(|s| [s.to_string(), s.strip_prefix("Basic ").unwrap_or_default().to_string()])
+            .filter(|s| s.len() >= 4)
+            .collect(),
             target,
         }
     }
@@ -299,7 +350,7 @@ impl Driver {
             .finish();
         let t = json_of(c, &self.token_request(&body), "code exchange").await?;
         if t.get("access_token").is_none() {
-            return Err(format!("code exchange failed: {t}"));
+            return Err(format!("code exchange: no access_token in the answer (it has {})", members(&t)));
         }
         Ok(t)
     }
@@ -308,7 +359,10 @@ impl Driver {
         let body =
             form_urlencoded::Serializer::new(String::new()).extend_pairs([("grant_type", "refresh_token"), ("refresh_token", rt)]).finish();
         let t = json_of(c, &self.token_request(&body), "refresh").await?;
-        t["refresh_token"].as_str().map(str::to_string).ok_or_else(|| format!("refresh failed: {t}"))
+        t["refresh_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("refresh: no refresh_token in the answer (it has {})", members(&t)))
     }
 
     /// Sends a prepared request; a 2xx answer whose body has `member` (a JSON member name, quoted) is
@@ -318,8 +372,7 @@ impl Driver {
         if !(200..300).contains(&r.status) {
             return Err(format!("{}: {} {}", request_of(what, req), r.status, snippet(&r.body)));
         }
-        let m = member.as_bytes();
-        if !r.body.windows(m.len()).any(|w| w == m) {
+        if !has_member(&r.body, member.as_bytes()) {
             return Err(format!("{}: {} without {member} in the answer: {}", request_of(what, req), r.status, snippet(&r.body)));
         }
         Ok(())
@@ -737,7 +790,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     // The keys are generated in the background after start; one sign-in waits for them.
     let driver = Arc::new(Driver::new(Target::resolve(&p.base).await?, args));
     let mut control = Conn::new(driver.target.clone());
-    let first = driver.sign_in(&mut control).await.map_err(anyhow::Error::msg)?;
+    let first = driver.sign_in(&mut control).await.map_err(|e| anyhow::Error::msg(driver.redact(&e)))?;
     let first_rt = first["refresh_token"].as_str().unwrap_or_default().to_string();
     let pid = p.child.id();
     let before = rss_mib(pid)?;
@@ -763,7 +816,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     // Latency of one sign-in (authn, authorize, code exchange) while the families pile up.
     let mut hist = latency_histogram();
     for t in tasks {
-        hist.add(t.await?.map_err(anyhow::Error::msg)?)?;
+        hist.add(t.await?.map_err(|e| anyhow::Error::msg(driver.redact(&e)))?)?;
     }
     let seconds = all.elapsed().as_secs_f64();
     let live = rss_mib(pid)?;
@@ -785,7 +838,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     driver
         .refresh(&mut control, &first_rt)
         .await
-        .map_err(|e| anyhow::anyhow!("the first family no longer refreshes an hour later: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("the first family no longer refreshes an hour later: {}", driver.redact(&e)))?;
     // Past every lifetime of the default tenant (refresh tokens: 90 days on the default server), then one
     // request so the purge runs.
     advance(100.0 * 86_400.0).await?;
@@ -801,7 +854,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
 /// before each memory reading after a purge.
 async fn settle(d: &Driver, c: &mut Conn) -> anyhow::Result<()> {
     for _ in 0..200 {
-        d.send_ok(c, &d.discovery, "discovery", "\"issuer\"").await.map_err(anyhow::Error::msg)?;
+        d.send_ok(c, &d.discovery, "discovery", "\"issuer\"").await.map_err(|e| anyhow::Error::msg(d.redact(&e)))?;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())

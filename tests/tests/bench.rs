@@ -332,16 +332,17 @@ async fn one_worker_against_slow_server(delay_ms: u64, duration: f64) -> (BenchA
 /// token, a key set without keys, a discovery document without an issuer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2xx_answer_without_the_expected_member_is_an_error() {
-    let (url, server) = fake_server(0, |_| ok_json(r#"{"hello":"world"}"#)).await;
+    // A member name as a value (an error that names what is missing) is not the member; `"issuer" :` is.
+    let (url, server) =
+        fake_server(0, |_| ok_json(r#"{"hello":"world","missing":"access_token","no":"keys","issuer":1,"x":"issuer"}"#)).await;
     for (w, want) in [
         (
             Workload::ClientCredentials,
-            r#"client_credentials (POST /oauth2/default/v1/token): 200 without "access_token" in the answer: {"hello":"world"}"#,
+            r#"client_credentials (POST /oauth2/default/v1/token): 200 without "access_token" in the answer: {"hello":"world","missing":"access_token","no":"keys","issuer":1,"x":"issuer"}"#,
         ),
-        (Workload::Jwks, r#"jwks (GET /oauth2/default/v1/keys): 200 without "keys" in the answer: {"hello":"world"}"#),
         (
-            Workload::Discovery,
-            r#"discovery (GET /oauth2/default/.well-known/openid-configuration): 200 without "issuer" in the answer: {"hello":"world"}"#,
+            Workload::Jwks,
+            r#"jwks (GET /oauth2/default/v1/keys): 200 without "keys" in the answer: {"hello":"world","missing":"access_token","no":"keys","issuer":1,"x":"issuer"}"#,
         ),
     ] {
         let mut a = args(w);
@@ -349,6 +350,11 @@ async fn a_2xx_answer_without_the_expected_member_is_an_error() {
         a.duration = 0.2;
         assert_eq!(run(&a).await.unwrap_err().to_string(), format!("the workload failed: {want}"));
     }
+    let mut d = args(Workload::Discovery);
+    d.idp_url = Some(url.clone());
+    d.duration = 0.2;
+    let r = run(&d).await.unwrap();
+    assert!(r.ok > 0 && r.errors == 0, "a member with a value of any type counts: {r:?}");
     server.abort();
 }
 
@@ -380,6 +386,18 @@ async fn an_echoed_request_does_not_put_secrets_or_escape_codes_in_the_error() {
     assert!(!e.contains("TOPSECRETVALUE") && !e.contains("c3ZjLWxvY2FsOlRPUFNFQ1JFVFZBTFVF") && !e.contains('\x1b'), "{e}");
     assert!(e2.starts_with("the workload failed: authn (POST /api/v1/authn): 400 "), "{e2}");
     assert!(e2.contains(r#""password":"[secret]""#) && !e2.contains("Passw0rd!"), "{e2}");
+    // This run's own tokens (a session token, a JWT) are not printed either.
+    let leaky = |_: &[u8]| ok_json(r#"{"sessionToken":"20111aaaabbbbccccddddeeeeffffgggg1234","status":"SUCCESS"}"#);
+    let (url, server) = fake_server(0, leaky).await;
+    let mut si = args(Workload::SignIn);
+    si.idp_url = Some(url);
+    si.duration = 0.2;
+    let e3 = run(&si).await.unwrap_err().to_string();
+    server.abort();
+    assert_eq!(
+        e3,
+        r#"the workload failed: authorize (GET /oauth2/default/v1/authorize) did not redirect: 200 {"sessionToken":"[token]","status":"SUCCESS"}"#
+    );
 }
 
 /// A redirect without a code is reported without its query, which may carry a session token.
