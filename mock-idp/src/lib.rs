@@ -154,13 +154,13 @@ impl MockIdp {
             None => Tenant::from_config(opts.config.clone(), &base_url, opts.clock.now_ms(), &*source)?,
         };
         let system_log_cap = opts.log_caps.system_log;
-        let kept = tenant.log.len();
+        let held = tenant.log.len();
         tenant.log.set_capacity(system_log_cap);
-        if tenant.log.len() < kept {
+        if tenant.log.len() < held {
             tracing::warn!(
-                kept,
+                held,
                 cap = system_log_cap,
-                dropped = kept - tenant.log.len(),
+                dropped = held - tenant.log.len(),
                 "the state file's System Log holds more events than the cap; the oldest were dropped"
             );
         }

@@ -59,8 +59,15 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_default_config {
         use std::io::Write as _;
-        let _ = std::io::stdout().write_all(mock_idp::config::DEFAULT_TENANT_YAML.as_bytes());
-        return ExitCode::SUCCESS;
+        // A reader that stopped early (`| head`) is fine; a file that could not be written (disk full) is not.
+        return match std::io::stdout().write_all(mock_idp::config::DEFAULT_TENANT_YAML.as_bytes()).and_then(|()| std::io::stdout().flush())
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("mock-idp: cannot write the default configuration: {e}");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::SUCCESS,
+        };
     }
     if let Some(url) = &args.health_check {
         return match mock_idp::health::check(url, mock_idp::health::TIMEOUT) {

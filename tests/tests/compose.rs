@@ -49,6 +49,15 @@ fn a_closed_stdout_is_not_a_panic() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!((out.status.code(), stderr.as_ref()), (Some(0), ""), "{program:?} {args:?}");
     }
+    // A file that cannot be written is not a reader that went away: the default configuration is not
+    // silently empty.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = Command::new(&bins().mock_idp).arg("--print-default-config").stdout(full).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mock-idp: cannot write the default configuration: No space left on device (os error 28)\n"
+    );
 }
 
 /// What a program's `--help` declares: its long flags and the environment variables behind them.
