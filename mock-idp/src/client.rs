@@ -343,11 +343,15 @@ fn enc(s: &str) -> String {
 impl AdminClient {
     /// A client for the IdP at `base_url` with the management token (`SSWS …`).
     pub fn new(base_url: &str, token: &str) -> Self {
+        // Where reqwest is built with rustls and no provider of its own (feature unification with a crate
+        // that asks for `rustls-tls-…-no-provider`, as the harness does), building a client without the
+        // process-wide provider panics; install it first (idempotent).
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            // A client without TLS or proxies only fails to build if the OS refuses resources; an invariant.
+            // A client with the provider installed and no proxies only fails to build if the OS refuses resources; an invariant.
             .expect("a reqwest client builds");
         AdminClient { http, base: base_url.trim_end_matches('/').to_string(), token: token.into() }
     }

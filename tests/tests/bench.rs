@@ -301,7 +301,11 @@ async fn fake_server(delay_ms: u64, answer: fn(&[u8]) -> Vec<u8>) -> (String, to
                     if n == 0 {
                         break;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                    // The load generator's window and latencies are wall time (it measures a real server), so
+                    // a slow server is slow in wall time; no delay, no wait.
+                    if delay_ms > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                    }
                     if s.write_all(&answer(&b[..n])).await.is_err() {
                         break;
                     }
@@ -426,6 +430,8 @@ async fn a_redirect_without_a_code_is_reported_without_its_query() {
 async fn warm_up_errors_are_reported_apart() {
     let idp = mock_idp::MockIdp::start(mock_idp::Options { clock: mock_idp::Clock::system(), ..Default::default() }).await.unwrap();
     let rule = serde_json::json!({"endpoint": "token", "times": 3, "action": {"respond": {"status": 503}}});
+    // reqwest is built with rustls and no default provider in this workspace (run alone, nothing else installs it).
+    harness::crypto::install();
     let r = reqwest::Client::new().post(format!("{}/_mock/faults", idp.base_url())).json(&rule).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let mut a = args(Workload::ClientCredentials);

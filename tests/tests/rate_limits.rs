@@ -350,16 +350,9 @@ async fn limits_and_servers_changed_at_run_time_survive_a_restart_with_a_state_f
     admin.deactivate_server(&s.id).await.unwrap();
     idp.shutdown().await;
 
-    // The same address (the issuer is in the file), bound again once the old server lets go of it.
-    let mut again = None;
-    for _ in 0..100 {
-        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
-            again = Some(MockIdp::serve(l, Options { addr, state_file: Some(state.clone()), ..Options::default() }).await.unwrap());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let idp = again.expect("the address is free again");
+    // The same address (the issuer is in the file): `shutdown` returned once the old server let go of it.
+    let l = tokio::net::TcpListener::bind(addr).await.expect("the address is free again");
+    let idp = MockIdp::serve(l, Options { addr, state_file: Some(state.clone()), ..Options::default() }).await.unwrap();
     let admin = AdminClient::for_idp(&idp);
     assert_eq!(admin.rate_limits().await.unwrap(), RateLimits { token: Some(7), api_users: Some(9), ..Default::default() });
     let c = Client::new(&idp);
