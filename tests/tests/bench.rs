@@ -28,6 +28,11 @@ fn args(workload: Workload) -> BenchArgs {
     }
 }
 
+/// The arguments for a short run (0.2 s) against the server at `url`.
+fn against(workload: Workload, url: impl Into<String>) -> BenchArgs {
+    BenchArgs { idp_url: Some(url.into()), duration: 0.2, ..args(workload) }
+}
+
 fn mock_idp_binary() -> &'static PathBuf {
     &binaries().mock_idp
 }
@@ -354,9 +359,7 @@ async fn a_2xx_answer_without_the_expected_member_is_an_error() {
         a.duration = 0.2;
         assert_eq!(run(&a).await.unwrap_err().to_string(), format!("the workload failed: {want}"));
     }
-    let mut d = args(Workload::Discovery);
-    d.idp_url = Some(url.clone());
-    d.duration = 0.2;
+    let d = against(Workload::Discovery, url.clone());
     let r = run(&d).await.unwrap();
     assert!(r.ok > 0 && r.errors == 0, "a member with a value of any type counts: {r:?}");
     server.abort();
@@ -372,14 +375,10 @@ async fn an_echoed_request_does_not_put_secrets_or_escape_codes_in_the_error() {
         format!("HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
     };
     let (url, server) = fake_server(0, echo).await;
-    let mut cc = args(Workload::ClientCredentials);
-    cc.idp_url = Some(url.clone());
-    cc.duration = 0.2;
+    let mut cc = against(Workload::ClientCredentials, url.clone());
     cc.client_secret = "TOPSECRETVALUE".into();
     let e = run(&cc).await.unwrap_err().to_string();
-    let mut si = args(Workload::SignIn);
-    si.idp_url = Some(url);
-    si.duration = 0.2;
+    let si = against(Workload::SignIn, url);
     let e2 = run(&si).await.unwrap_err().to_string();
     server.abort();
     assert!(
@@ -393,9 +392,7 @@ async fn an_echoed_request_does_not_put_secrets_or_escape_codes_in_the_error() {
     // This run's own tokens (a session token, a JWT) are not printed either.
     let leaky = |_: &[u8]| ok_json(r#"{"sessionToken":"20111aaaabbbbccccddddeeeeffffgggg1234","status":"SUCCESS"}"#);
     let (url, server) = fake_server(0, leaky).await;
-    let mut si = args(Workload::SignIn);
-    si.idp_url = Some(url);
-    si.duration = 0.2;
+    let si = against(Workload::SignIn, url);
     let e3 = run(&si).await.unwrap_err().to_string();
     server.abort();
     assert_eq!(
@@ -416,9 +413,7 @@ async fn a_redirect_without_a_code_is_reported_without_its_query() {
         }
     };
     let (url, server) = fake_server(0, answer).await;
-    let mut a = args(Workload::SignIn);
-    a.idp_url = Some(url);
-    a.duration = 0.2;
+    let a = against(Workload::SignIn, url);
     let e = run(&a).await.unwrap_err().to_string();
     server.abort();
     assert_eq!(e, "the workload failed: authorize (GET /oauth2/default/v1/authorize): no code in the redirect to http://127.0.0.1:9/login");
