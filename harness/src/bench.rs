@@ -3,7 +3,7 @@
 //! in the same run, so the ratio to the signing bound is visible.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -76,17 +76,18 @@ impl Workload {
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "client-credentials")]
     pub workload: Workload,
-    /// Requests in flight at once.
+    /// Requests in flight at once (at most 100,000, and no more than the open-file limit holds: a connection
+    /// each, two with the IdP in process).
     #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     pub concurrency: usize,
-    /// Seconds of load (after one second of warm-up).
+    /// Seconds of load (after one second of warm-up), from 0.01 to 86400.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// A running mock-idp (plain `http://`; the load generator speaks HTTP/1.1 without TLS); without it an
     /// in-process one is started (default tenant, system clock).
     #[arg(long)]
     pub idp_url: Option<String>,
-    /// Print the result as JSON too.
+    /// Print the result as JSON on standard output (the lines for a person go to standard error).
     #[arg(long)]
     pub json: bool,
     /// Skip measuring the raw signing rate.
@@ -411,20 +412,21 @@ const GRACE: Duration = Duration::from_secs(2);
 async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, duration: f64) -> anyhow::Result<Outcome> {
     let hist = Arc::new(Mutex::new((latency_histogram(), latency_histogram())));
     let (ok, errors, warm_up_errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let measuring = Arc::new(AtomicBool::new(false));
+    // 0: the warm-up, 1: the measured window, 2: after it.
+    let phase = Arc::new(AtomicU8::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // The first error of the window, and the first of the warm-up.
     let first_error = Arc::new(Mutex::new((None::<String>, None::<String>)));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1) + Duration::from_secs_f64(duration) + GRACE;
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (d, hist, ok, errors, warm_up_errors, measuring, stop, first_error) = (
+        let (d, hist, ok, errors, warm_up_errors, phase, stop, first_error) = (
             driver.clone(),
             hist.clone(),
             ok.clone(),
             errors.clone(),
             warm_up_errors.clone(),
-            measuring.clone(),
+            phase.clone(),
             stop.clone(),
             first_error.clone(),
         );
@@ -438,7 +440,7 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
             let (mut local, mut local_all) = (latency_histogram(), latency_histogram());
             while !stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
-                let started_in = measuring.load(Ordering::Relaxed);
+                let started_in = phase.load(Ordering::Relaxed) == 1;
                 let refresh = matches!(w, Workload::StaticRefresh | Workload::RotateRefresh);
                 let op = async {
                     match w {
@@ -480,17 +482,19 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
                         (Err(format!("no answer by the run's deadline, {:.1} s after the measured window", GRACE.as_secs_f64())), true)
                     }
                 };
-                let ended_in = measuring.load(Ordering::Relaxed);
+                let ended = phase.load(Ordering::Relaxed);
+                let ended_in = ended == 1;
                 if let Err(e) = &r {
                     if refresh {
                         rt = None;
                     }
                     // An error of the window (or a request still unanswered when the run gave up) counts and is
-                    // reported; one of the warm-up only explains a run in which nothing succeeded.
+                    // reported; one of the warm-up only explains a run in which nothing succeeded; one after the
+                    // window (a request in flight when it closed) is neither.
                     if ended_in || timed_out {
                         errors.fetch_add(1, Ordering::Relaxed);
                         first_error.lock().0.get_or_insert_with(|| d.redact(e));
-                    } else {
+                    } else if ended == 0 {
                         warm_up_errors.fetch_add(1, Ordering::Relaxed);
                         first_error.lock().1.get_or_insert_with(|| d.redact(e));
                     }
@@ -515,10 +519,10 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    measuring.store(true, Ordering::Relaxed);
+    phase.store(1, Ordering::Relaxed);
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(duration)).await;
-    measuring.store(false, Ordering::Relaxed);
+    phase.store(2, Ordering::Relaxed);
     let seconds = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -545,6 +549,34 @@ async fn drive(driver: Arc<Driver>, workload: Workload, concurrency: usize, dura
     })
 }
 
+/// Each worker holds a connection (two descriptors when the IdP is in this process): refuses a concurrency
+/// the process's open-file limit cannot hold, before any worker starts, instead of failing (or using up
+/// memory) on the way.
+fn check_open_files(args: &BenchArgs) -> anyhow::Result<()> {
+    const MAX: usize = 100_000;
+    anyhow::ensure!(args.concurrency <= MAX, "--concurrency must be at most {MAX}, got {}", args.concurrency);
+    let per_worker = if args.idp_url.is_none() && !matches!(args.workload, Workload::Startup | Workload::TenantStart | Workload::Families) {
+        2
+    } else {
+        1
+    };
+    // The runtime, the signing threads, a spawned mock-idp's pipes: a margin.
+    let needed = (args.concurrency * per_worker + 64) as u64;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the limits into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
+        anyhow::ensure!(
+            needed <= lim.rlim_cur,
+            "--concurrency {} needs about {needed} open files ({}), more than this process may open ({}; raise it with `ulimit -n`, at most {})",
+            args.concurrency,
+            if per_worker == 2 { "two per connection with the IdP in this process" } else { "one per connection" },
+            lim.rlim_cur,
+            lim.rlim_max
+        );
+    }
+    Ok(())
+}
+
 /// Runs one workload and returns its numbers.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     crate::crypto::install();
@@ -553,10 +585,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         "--concurrency, --runs and --families must be at least 1"
     );
     anyhow::ensure!(
-        args.duration.is_finite() && args.duration > 0.0 && args.duration <= 86_400.0,
-        "--duration must be a number of seconds above 0 (at most a day), got {}",
-        args.duration
+        args.duration.is_finite() && (0.01..=86_400.0).contains(&args.duration),
+        "--duration must be a number of seconds from 0.01 to 86400 (a day), got {}",
+        if args.duration != 0.0 && args.duration.abs() < 1e-3 { format!("{:e}", args.duration) } else { args.duration.to_string() }
     );
+    check_open_files(args)?;
     anyhow::ensure!(
         args.token_path.starts_with('/') && !args.token_path.chars().any(|c| c.is_whitespace() || c.is_control()),
         "--token-path must be a path starting with / and without spaces, got {:?}",
@@ -862,10 +895,22 @@ async fn settle(d: &Driver, c: &mut Conn) -> anyhow::Result<()> {
 
 /// `harness bench`.
 pub async fn cli(args: BenchArgs) -> i32 {
+    // With --json, standard output is the JSON alone (for `| jq`); the lines for a person go to stderr.
+    let json_out = args.json;
+    macro_rules! human {
+        ($($t:tt)*) => {{
+            use std::io::Write as _;
+            if json_out {
+                let _ = writeln!(std::io::stderr(), $($t)*);
+            } else {
+                crate::say!($($t)*);
+            }
+        }};
+    }
     match run(&args).await {
         Ok(r) => {
             match (r.workload, r.rss_mib) {
-                (_, Some(m)) => crate::say!(
+                (_, Some(m)) => human!(
                     "{}: {} refresh families created ({}); mock-idp resident memory {:.1} MiB at start, {:.1} MiB right after the sign-ins, {:.1} MiB an hour later (codes and access tokens expired, families live), {:.1} MiB after the families' expiry and the purge",
                     r.workload.name(),
                     m.families,
@@ -882,7 +927,7 @@ pub async fn cli(args: BenchArgs) -> i32 {
                     m.families_only,
                     m.after_expiry
                 ),
-                (Workload::Startup | Workload::TenantStart, _) => crate::say!(
+                (Workload::Startup | Workload::TenantStart, _) => human!(
                     "{}: {} starts; until discovery answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     r.workload.name(),
                     r.ok,
@@ -891,7 +936,7 @@ pub async fn cli(args: BenchArgs) -> i32 {
                     r.p99_ms,
                     r.max_ms
                 ),
-                _ => crate::say!(
+                _ => human!(
                     "{} at concurrency {} for {:.2}s: {} ok, {} errors, {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     r.workload.name(),
                     r.concurrency,
@@ -906,17 +951,17 @@ pub async fn cli(args: BenchArgs) -> i32 {
                 ),
             }
             if let (Some(s), Some(b), Some(share)) = (r.signing_rate_per_s, r.signing_bound_per_s, r.share_of_bound) {
-                crate::say!(
+                human!(
                     "raw RS256 signing {s:.0}/s on all cores; {} signature(s) per response bound the endpoint at {b:.0}/s; reached {:.0}%",
                     r.workload.signatures(),
                     share * 100.0
                 );
             }
             if let Some(e) = &r.first_error {
-                crate::say!("first error: {e}");
+                human!("first error: {e}");
             }
             if let (n @ 1.., Some(e)) = (r.warm_up_errors, &r.warm_up_error) {
-                crate::say!("warm-up (not counted): {n} error(s), the first: {e}");
+                human!("warm-up (not counted): {n} error(s), the first: {e}");
             }
             if args.json {
                 crate::say!("{}", serde_json::to_string(&r).unwrap_or_default());

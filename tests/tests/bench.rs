@@ -475,3 +475,79 @@ async fn a_token_path_that_is_not_a_path_is_refused() {
         r#"--token-path must be a path starting with / and without spaces, got "token endpoint""#
     );
 }
+
+/// A concurrency the process cannot hold is refused before any worker starts, saying why: above the
+/// ceiling, or needing more open files than the limit (a worker's connection, and with the IdP in process its
+/// other end too).
+#[tokio::test]
+async fn a_concurrency_beyond_the_open_file_limit_is_refused_before_it_starts() {
+    let mut a = args(Workload::ClientCredentials);
+    a.concurrency = 99_999_999_999;
+    assert_eq!(run(&a).await.unwrap_err().to_string(), "--concurrency must be at most 100000, got 99999999999");
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the limits into the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let soft = lim.rlim_cur as usize;
+    assert!(soft < 100_000 * 2, "this test needs an open-file limit below 200000, not {soft}");
+    // In process: two descriptors a worker; the largest concurrency that does not fit.
+    a.concurrency = (soft / 2).min(100_000);
+    let needed = a.concurrency * 2 + 64;
+    assert!(needed > soft);
+    assert_eq!(
+        run(&a).await.unwrap_err().to_string(),
+        format!(
+            "--concurrency {} needs about {needed} open files (two per connection with the IdP in this process), more than this process may open ({soft}; raise it with `ulimit -n`, at most {})",
+            a.concurrency, lim.rlim_max
+        )
+    );
+}
+
+/// A duration too short to measure anything is refused, and printed readably.
+#[tokio::test]
+async fn a_duration_below_a_hundredth_of_a_second_is_refused() {
+    for (d, shown) in [(1e-300, "1e-300"), (0.001, "0.001"), (0.0, "0"), (-1.0, "-1"), (f64::NAN, "NaN"), (86_401.0, "86401")] {
+        let mut a = args(Workload::Jwks);
+        a.duration = d;
+        assert_eq!(
+            run(&a).await.unwrap_err().to_string(),
+            format!("--duration must be a number of seconds from 0.01 to 86400 (a day), got {shown}"),
+        );
+    }
+}
+
+/// An error of a request that was in flight when the window closed is neither counted nor reported as one
+/// of the warm-up. The server takes 700 ms per answer: the first (a 503) ends in the warm-up, the second (a
+/// 200) in the window (1.0–2.0 s), the third (a 503) after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_after_the_window_is_not_a_warm_up_error() {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let answer = |_: &[u8]| match N.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+        1 => ok_json(r#"{"keys":[]}"#),
+        _ => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy".to_vec(),
+    };
+    let (url, server) = fake_server(700, answer).await;
+    let mut a = against(Workload::Jwks, url);
+    a.concurrency = 1;
+    a.duration = 1.0;
+    let r = run(&a).await.unwrap();
+    server.abort();
+    assert_eq!((r.ok, r.errors, r.warm_up_errors), (1, 0, 1));
+    assert_eq!(r.warm_up_error.as_deref(), Some("jwks (GET /oauth2/default/v1/keys): 503 busy"));
+    assert_eq!(N.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// With --json, standard output is the JSON alone (for `| jq`); the lines for a person go to stderr.
+#[test]
+fn json_output_is_alone_on_stdout() {
+    let out = Command::new(&binaries().harness)
+        .args(["bench", "--workload", "discovery", "--concurrency", "2", "--duration", "0.2", "--json"])
+        .env("HARNESS_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    assert_eq!((v["workload"].as_str(), v["concurrency"].as_u64(), v["errors"].as_u64()), (Some("discovery"), Some(2), Some(0)));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("discovery at concurrency 2 for 0.2"), "{stderr}");
+}

@@ -18,17 +18,30 @@ pub struct Target {
     pub prefix: String,
 }
 
+/// A URL for an error message: the user and password of its authority, if any, replaced (the URL need not
+/// parse).
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}[credentials]{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
 impl Target {
     /// From a base URL such as `http://127.0.0.1:8080`. Only plain `http` (the benchmark runs on loopback).
     pub async fn resolve(base: &str) -> anyhow::Result<Target> {
-        let url = url::Url::parse(base).map_err(|e| anyhow::anyhow!("--idp-url {base:?}: {e}"))?;
-        anyhow::ensure!(url.scheme() == "http", "harness bench speaks plain http:// only (got {base})");
+        // The URL as errors show it: a password in it is not repeated.
+        let shown = without_credentials(base);
+        let url = url::Url::parse(base).map_err(|e| anyhow::anyhow!("--idp-url {shown:?}: {e}"))?;
+        anyhow::ensure!(url.scheme() == "http", "harness bench speaks plain http:// only (got {shown})");
         anyhow::ensure!(
             url.query().is_none() && url.fragment().is_none() && url.username().is_empty() && url.password().is_none(),
-            "--idp-url {base:?}: a base URL without a query, fragment or credentials is needed"
+            "--idp-url {shown:?}: a base URL without a query, fragment or credentials is needed"
         );
         let prefix = url.path().trim_end_matches('/').to_string();
-        let host = url.host_str().ok_or_else(|| anyhow::anyhow!("--idp-url {base:?} has no host"))?;
+        let host = url.host_str().ok_or_else(|| anyhow::anyhow!("--idp-url {shown:?} has no host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
             .await
@@ -503,10 +516,17 @@ mod tests {
         let t = Target::resolve("http://127.0.0.1:9/tenant-a/").await.unwrap();
         let r = String::from_utf8(t.request("GET", "/oauth2/default/v1/keys", &[], b"")).unwrap();
         assert!(r.starts_with("GET /tenant-a/oauth2/default/v1/keys HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"), "{r}");
-        for bad in ["http://127.0.0.1:9/?x=1", "http://u:p@127.0.0.1:9/", "http://127.0.0.1:9/#f"] {
+        for (bad, shown) in [
+            ("http://127.0.0.1:9/?x=1", "http://127.0.0.1:9/?x=1"),
+            ("http://u:pw-SECRET@127.0.0.1:9/", "http://[credentials]@127.0.0.1:9/"),
+            ("http://127.0.0.1:9/#f", "http://127.0.0.1:9/#f"),
+        ] {
             let e = Target::resolve(bad).await.unwrap_err().to_string();
-            assert_eq!(e, format!("--idp-url {bad:?}: a base URL without a query, fragment or credentials is needed"));
+            assert_eq!(e, format!("--idp-url {shown:?}: a base URL without a query, fragment or credentials is needed"));
         }
+        // Not repeated when the URL does not parse either.
+        let e = Target::resolve("http://u:pw-SECRET@127.0.0.1:99999/").await.unwrap_err().to_string();
+        assert_eq!(e, r#"--idp-url "http://[credentials]@127.0.0.1:99999/": invalid port number"#);
     }
 
     #[tokio::test]
