@@ -178,14 +178,7 @@ async fn process_workloads_refuse_idp_url_and_zero_counts() {
     let mut a = args(Workload::TenantStart);
     a.runs = 0;
     assert_eq!(run(&a).await.unwrap_err().to_string(), "--concurrency, --runs and --families must be at least 1");
-    for d in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
-        let mut a = args(Workload::Jwks);
-        a.duration = d;
-        assert_eq!(
-            run(&a).await.unwrap_err().to_string(),
-            format!("--duration must be a number of seconds above 0 (at most a day), got {d}")
-        );
-    }
+    // Durations: a_duration_below_a_hundredth_of_a_second_is_refused.
 }
 
 #[test]
@@ -505,7 +498,9 @@ async fn a_concurrency_beyond_the_open_file_limit_is_refused_before_it_starts() 
 /// A duration too short to measure anything is refused, and printed readably.
 #[tokio::test]
 async fn a_duration_below_a_hundredth_of_a_second_is_refused() {
-    for (d, shown) in [(1e-300, "1e-300"), (0.001, "0.001"), (0.0, "0"), (-1.0, "-1"), (f64::NAN, "NaN"), (86_401.0, "86401")] {
+    for (d, shown) in
+        [(1e-300, "1e-300"), (0.001, "0.001"), (0.0, "0"), (-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf"), (86_401.0, "86401")]
+    {
         let mut a = args(Workload::Jwks);
         a.duration = d;
         assert_eq!(
