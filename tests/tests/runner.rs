@@ -250,3 +250,51 @@ async fn a_malformed_public_host_or_webdriver_url_is_a_usage_error_before_anythi
     assert_eq!(run(Some("localhost"), Some("http://127.0.0.1:9")).await, 0);
     assert!(d.join("junit.xml").exists());
 }
+
+/// A service provider's answer with control characters (a terminal's escape sequences, NUL, backspace, a
+/// right-to-left override) and a scenario name with one: the JUnit XML stays well-formed, and no report
+/// carries them as they are; they are shown as `\u{..}` escapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_an_answer_or_a_name_do_not_reach_the_reports_as_they_are() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut b = [0u8; 4096];
+                let _ = s.read(&mut b).await;
+                let body = "hello \x1b[31mred\x1b[0m \0 \x08 \u{202e}txt.exe end";
+                let _ = s
+                    .write_all(
+                        format!("HTTP/1.1 418 I'm a teapot\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                            .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    let d = tmpdir("control-chars");
+    let p = write(
+        &d,
+        "ctl.yaml",
+        &format!(
+            "name: \"ctl\\u0001name\"\nactors:\n  tab: {{}}\nsteps:\n  - request: {{actor: tab, path: \"http://127.0.0.1:{port}/ctl\"}}\n    expect: {{status: 200, body_contains: [nothing-like-it]}}\n"
+        ),
+    );
+    let a = args(vec![p]);
+    let reports = run_all(select(&a).unwrap(), &a, false, None).await;
+    server.abort();
+    let Outcome::Failed { message, .. } = &reports[0].outcome else { panic!("{:?}", reports[0].outcome) };
+    assert!(message.contains('\x1b'), "the outcome itself keeps what was received: {message:?}");
+    let xml = report::junit(&reports);
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+    let case = doc.descendants().find(|n| n.has_tag_name("testcase")).unwrap();
+    assert_eq!(case.attribute("name"), Some("ctl\\u{1}name"));
+    let failure = doc.descendants().find(|n| n.has_tag_name("failure")).unwrap();
+    let text = failure.text().unwrap();
+    assert!(text.contains("hello \\u{1b}[31mred\\u{1b}[0m \\u{0} \\u{8} \\u{202e}txt.exe end"), "{text}");
+    for out in [xml.clone(), report::terminal(&reports), report::failure_detail(&reports[0]).unwrap(), report::html(&reports)] {
+        assert!(!out.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}'), "{out:?}");
+    }
+}

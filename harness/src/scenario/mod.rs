@@ -243,7 +243,7 @@ pub async fn run_all(
                             Outcome::Failed { .. } => "FAIL",
                             Outcome::Skipped { .. } => "skip",
                         };
-                        eprintln!("{mark} {} ({} ms)", r.name, r.duration_ms);
+                        eprintln!("{mark} {} ({} ms)", report::printable(&r.name), r.duration_ms);
                     }
                     runs.push(r);
                 }

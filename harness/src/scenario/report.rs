@@ -8,8 +8,23 @@ use serde_json::Value;
 
 use super::runner::{Outcome, ScenarioReport};
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+/// Text from a scenario file or a service provider's answer as reports show it: control characters (a
+/// terminal's escape sequences, NUL, characters XML 1.0 does not allow) and the bidirectional overrides that
+/// make text read other than it is are written as `\u{..}` escapes; lines and tabs stay.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{fffe}' | '\u{ffff}')
+    };
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect())
+}
+
+/// Text for XML and HTML: [`printable`], then the five markup characters escaped.
+pub(crate) fn xml(s: &str) -> String {
+    printable(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 
 /// Totals of a run.
@@ -52,7 +67,7 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
             Outcome::Failed { message, .. } => ("FAIL", first_line(message).to_string()),
             Outcome::Skipped { reason } => ("skip", reason.clone()),
         };
-        let _ = writeln!(o, "{:<w$}  {:<7}  {:>6}ms  {}", r.name, res, r.duration_ms, detail);
+        let _ = writeln!(o, "{:<w$}  {:<7}  {:>6}ms  {}", printable(&r.name), res, r.duration_ms, printable(&detail));
     }
     let t = totals(rs);
     if t.not_met > 0 {
@@ -74,9 +89,9 @@ pub fn first_line(message: &str) -> &str {
 pub fn failure_detail(r: &ScenarioReport) -> Option<String> {
     let Outcome::Failed { step, message } = &r.outcome else { return None };
     let mut o = String::new();
-    let _ = writeln!(o, "--- {} ({})", r.name, r.file);
+    let _ = writeln!(o, "--- {} ({})", printable(&r.name), printable(&r.file));
     for l in message.lines() {
-        let _ = writeln!(o, "    {l}");
+        let _ = writeln!(o, "    {}", printable(l));
     }
     let at = step.and_then(|i| r.steps.get(i)).map(|s| s.idp_time_ms);
     if let Some(t) = at {

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::report;
+use super::report::{self, printable, xml};
 use super::runner::{HttpRecord, Outcome, ScenarioReport};
 
 /// Most request-log lines quoted as evidence for one requirement.
@@ -314,14 +314,18 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\n{:<w$}  {:<11}  {:<c$}  {:<7}  evidence", "requirement", "level", "clause", "verdict");
     for r in &rows {
-        let _ = writeln!(o, "{:<w$}  {:<11}  {:<c$}  {:<7}  {}", r.requirement, r.level, r.clause, r.verdict.as_str(), r.summary);
+        let _ = writeln!(
+            o,
+            "{:<w$}  {:<11}  {:<c$}  {:<7}  {}",
+            printable(&r.requirement),
+            r.level,
+            printable(&r.clause),
+            r.verdict.as_str(),
+            printable(&r.summary)
+        );
     }
-    let _ = writeln!(o, "\n{}", conclusion(rs));
+    let _ = writeln!(o, "\n{}", printable(&conclusion(rs)));
     o
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 
 /// JUnit XML grouped by level: one `<testsuite>` per level, one `<testcase>` per requirement (name =
