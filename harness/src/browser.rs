@@ -190,6 +190,49 @@ struct Driver {
     dir: PathBuf,
 }
 
+/// What this process has open in browsers: sessions (on our chromedrivers or a remote WebDriver) and the
+/// chromedrivers it started, for [`end_all`] when the run is interrupted (a signal ends the process without
+/// running the destructors that normally end them).
+struct Live {
+    sessions: Vec<(WdAddr, String)>,
+    /// chromedriver's pid (the leader of its process group) and its temporary directory.
+    drivers: Vec<(u32, PathBuf)>,
+}
+
+static LIVE: std::sync::Mutex<Live> = std::sync::Mutex::new(Live { sessions: Vec::new(), drivers: Vec::new() });
+
+fn live() -> std::sync::MutexGuard<'static, Live> {
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Ends every browser this process has open: each session is deleted (Chromium quits and removes its
+/// profile), then each chromedriver's process group is killed and its directory removed. For an interrupted
+/// run (SIGINT, SIGTERM), just before the process exits; a remote WebDriver keeps running.
+pub fn end_all() {
+    let (sessions, drivers) = {
+        let mut l = live();
+        (std::mem::take(&mut l.sessions), std::mem::take(&mut l.drivers))
+    };
+    for (wd, id) in sessions {
+        let _ = wd_sync(&wd, "DELETE", &format!("/session/{id}"), None);
+    }
+    for (pid, dir) in drivers {
+        kill_group(pid);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// SIGKILL to chromedriver's process group: every Chromium process it started and nothing else.
+fn kill_group(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pgid) = i32::try_from(pid) {
+        // SAFETY: kill(2) with a negative pid signals that process group; it has no memory effects.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
 impl Driver {
     fn log_path(&self) -> PathBuf {
         self.dir.join("chromedriver.log")
@@ -198,17 +241,9 @@ impl Driver {
     /// Kills chromedriver and everything in its process group (Chromium, its helpers), then waits for it.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            #[cfg(unix)]
-            {
-                // chromedriver was started as the leader of its own process group, so this reaches every
-                // Chromium process it started and nothing else.
-                if let Ok(pgid) = i32::try_from(child.id()) {
-                    // SAFETY: kill(2) with a negative pid signals that process group; it has no memory effects.
-                    unsafe {
-                        libc::kill(-pgid, libc::SIGKILL);
-                    }
-                }
-            }
+            // chromedriver was started as the leader of its own process group.
+            kill_group(child.id());
+            live().drivers.retain(|(pid, _)| *pid != child.id());
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -224,6 +259,7 @@ impl Drop for Driver {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        live().sessions.retain(|(_, id)| *id != self.session_id);
         if !self.closed.swap(true, Ordering::SeqCst) {
             // The async runtime may be unwinding from a panic, so the session is deleted with blocking HTTP;
             // chromedriver then quits Chromium cleanly before its process group is killed (a remote
@@ -319,6 +355,7 @@ async fn start_driver(chromedriver: &Path, dir: PathBuf) -> anyhow::Result<Drive
             cmd.process_group(0);
         }
         let child = cmd.spawn().with_context(|| format!("cannot start {}", chromedriver.display()))?;
+        live().drivers.push((child.id(), dir.clone()));
         let mut driver = Driver { child: Some(child), port, dir: dir.clone() };
         let deadline = Instant::now() + DRIVER_START_TIMEOUT;
         loop {
@@ -490,6 +527,7 @@ impl Browser {
             Err(_) => bail!("did not start a session at {} within {SESSION_START_TIMEOUT:?}{}", wd.base_url(), log_end()),
         };
         let session_id = client.session_id().await?.ok_or_else(|| anyhow!("chromedriver returned no session id"))?;
+        live().sessions.push((wd.clone(), session_id.clone()));
         let first = client.window().await?;
         Ok(Browser {
             inner: Arc::new(Inner {
@@ -544,6 +582,7 @@ impl Browser {
         if !self.inner.closed.swap(true, Ordering::SeqCst) {
             let _turn = self.inner.current.lock().await;
             let _ = tokio::time::timeout(SYNC_TIMEOUT, self.inner.client.clone().close()).await;
+            live().sessions.retain(|(_, id)| *id != self.inner.session_id);
         }
         if let Some(d) = self.inner.driver.lock().as_mut() {
             d.kill();

@@ -247,7 +247,19 @@ async fn main() -> ExitCode {
         Command::Up(a) => run_up(a).await,
         Command::Bsr(a) => run_bsr(a).await,
         Command::Bench(a) => ExitCode::from(harness::bench::cli(a).await as u8),
-        Command::Run(a) => ExitCode::from(harness::scenario::cli_run(a).await as u8),
+        Command::Run(a) => {
+            // An interrupted run (Ctrl-C, SIGTERM from `timeout` or CI) ends the browsers it has open before
+            // it exits: a signal would otherwise leave chromedriver and Chromium running.
+            let interrupted = mock_idp::server::shutdown_signal();
+            tokio::select! {
+                code = harness::scenario::cli_run(a) => ExitCode::from(code as u8),
+                () = interrupted => {
+                    harness::browser::end_all();
+                    eprintln!("harness: interrupted; the browsers it had open were ended");
+                    ExitCode::from(130)
+                }
+            }
+        }
         Command::List { paths } => ExitCode::from(harness::scenario::cli_list(paths) as u8),
         Command::HealthCheck { url } => match mock_idp::health::check(&url, mock_idp::health::TIMEOUT) {
             Ok(_) => ExitCode::SUCCESS,

@@ -763,3 +763,13 @@ pub fn binaries() -> &'static Binaries {
         Binaries { mock_idp: target.join("debug").join("mock-idp"), harness: target.join("debug").join("harness") }
     })
 }
+
+/// The children of a process, from /proc (Linux).
+pub fn children_of(pid: u32) -> Vec<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    tasks
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
+        .collect()
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use harness::bench::{BenchArgs, Workload, run};
-use tests::binaries;
+use tests::{binaries, children_of};
 
 fn args(workload: Workload) -> BenchArgs {
     BenchArgs {
@@ -35,16 +35,6 @@ fn against(workload: Workload, url: impl Into<String>) -> BenchArgs {
 
 fn mock_idp_binary() -> &'static PathBuf {
     &binaries().mock_idp
-}
-
-/// The children of a process, from /proc.
-fn children_of(pid: u32) -> Vec<i32> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
-    tasks
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
-        .collect()
 }
 
 /// `harness bench` killed alone (SIGTERM to its pid, as a CI cancel or `kill $!` sends; it runs no

@@ -673,3 +673,76 @@ async fn a_webdriver_url_with_a_path_chromedriver_does_not_serve_fails_in_one_re
     );
     sidecar.assert_still_ready().await;
 }
+
+/// The processes of a process group that have not exited (zombies, exited but not yet reaped, excluded).
+fn live_in_group(pgid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|st| {
+                // After the command's closing parenthesis: state, ppid, pgrp.
+                let rest = st.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+                Some(rest.first() != Some(&"Z") && rest.get(2)?.parse::<i32>().ok()? == pgid)
+            }) == Some(true)
+        })
+        .collect()
+}
+
+/// `harness run` interrupted while a browser scenario runs — SIGINT as Ctrl-C sends it, SIGTERM as
+/// `timeout` and a cancelled CI job do — ends the browser's session, its chromedriver and every Chromium
+/// process (chromedriver runs in a process group of its own, which no Ctrl-C reaches), removes their
+/// temporary directory and exits 130.
+#[test]
+fn an_interrupted_run_leaves_no_chromedriver_or_chromium_behind() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut h = std::process::Command::new(&tests::binaries().harness)
+            .current_dir(repo)
+            .args(["run", "--quiet", "--jobs", "1", "scenarios/browser"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Real processes: wait (real time) until chromedriver runs and has started Chromium.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let driver = loop {
+            assert!(std::time::Instant::now() < deadline, "no chromedriver with a Chromium under harness {}", h.id());
+            let found = tests::children_of(h.id()).into_iter().find(|&p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "chromedriver") && live_in_group(p).len() > 1
+            });
+            if let Some(p) = found {
+                break p;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let dirs = |pid: u32| -> Vec<String> {
+            std::fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("harness-browser-{pid}-")))
+                .collect()
+        };
+        assert!(!dirs(h.id()).is_empty(), "the browser's temporary directory exists while it runs");
+        // SAFETY: kill(2) sends a signal to the child this test started.
+        assert_eq!(unsafe { libc::kill(h.id() as i32, sig) }, 0);
+        let status = h.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(h.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(130), "signal {sig}: {err}");
+        assert!(err.contains("harness: interrupted; the browsers it had open were ended"), "{err}");
+        // Killed processes are gone once the kernel has torn them down (real time, briefly).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !live_in_group(driver).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "signal {sig}: still running in chromedriver's group: {:?}",
+                live_in_group(driver)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(dirs(h.id()), Vec::<String>::new(), "signal {sig}: the temporary directory was removed");
+    }
+}
