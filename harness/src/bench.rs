@@ -162,7 +162,7 @@ pub fn signing_rate(threads: usize, secs: f64) -> f64 {
     mock_idp::signing::measure_rate(threads, secs)
 }
 
-mod conn;
+pub(crate) mod conn;
 
 use conn::{Conn, Target};
 

@@ -20,7 +20,7 @@ pub struct Target {
 
 /// A URL for an error message: the user and password of its authority, if any, replaced (the URL need not
 /// parse).
-fn without_credentials(url: &str) -> String {
+pub(crate) fn without_credentials(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
     let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
     match url[start..end].rfind('@') {

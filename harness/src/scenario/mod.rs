@@ -63,7 +63,7 @@ pub struct BrowserArgs {
     pub webdriver_url: Option<String>,
     /// The address each scenario's stub BSR (and in-process IdP) listens on; 0.0.0.0 when the browser runs
     /// on another machine or container.
-    #[arg(long, env = "HARNESS_LISTEN_HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), value_name = "IP")]
+    #[arg(long, env = "HARNESS_LISTEN_HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), value_name = "IP", value_parser = listen_ip)]
     pub listen_host: IpAddr,
     /// The host name or IP address (no scheme or port) in those servers' URLs: the pages the browser opens
     /// and the redirect URIs registered at the IdP (default: the listen host, or 127.0.0.1 when that is
@@ -76,6 +76,31 @@ impl Default for BrowserArgs {
     fn default() -> Self {
         BrowserArgs { webdriver_url: None, listen_host: IpAddr::V4(Ipv4Addr::LOCALHOST), public_host: None }
     }
+}
+
+/// `--listen-host`: an IP address; blank (a compose variable left empty) is the default, 127.0.0.1.
+fn listen_ip(s: &str) -> Result<IpAddr, String> {
+    match s.trim() {
+        "" => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        t => t.parse().map_err(|e| format!("{e}: expected an IP address such as 127.0.0.1 or 0.0.0.0")),
+    }
+}
+
+/// `--idp-url`: a running mock-idp's base URL, `http(s)://host[:port][/path]`, checked before anything runs.
+pub fn check_idp_url(u: &str) -> Result<(), String> {
+    let shown = crate::bench::conn::without_credentials(u);
+    let bad = |why: String| format!("--idp-url / HARNESS_IDP_URL {shown:?}: {why}; expected a base URL such as http://127.0.0.1:8080");
+    let url = url::Url::parse(u).map_err(|e| bad(format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("not an http:// or https:// URL".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("a query, fragment or credentials are not allowed".into()));
+    }
+    Ok(())
 }
 
 /// An option's value when it is given and not blank (a compose file's variable left empty means "not set").
@@ -294,12 +319,14 @@ pub async fn run_yaml(yaml: &str, name: &str) -> Result<ScenarioReport, mock_idp
 }
 
 /// `harness run`: exit 0 when all pass, 1 when any fails, 2 on usage or scenario-file errors.
-pub async fn cli_run(args: RunArgs) -> i32 {
+pub async fn cli_run(mut args: RunArgs) -> i32 {
     if args.jobs == 0 || args.repeat == 0 {
         eprintln!("harness: --jobs and --repeat take a number of at least 1");
         return 2;
     }
-    if let Err(e) = args.browser.check() {
+    // A blank HARNESS_IDP_URL (a compose variable left empty) is "not set".
+    args.idp_url = given(&args.idp_url);
+    if let Err(e) = args.browser.check().and_then(|()| args.idp_url.as_deref().map_or(Ok(()), check_idp_url)) {
         eprintln!("harness: {e}");
         return 2;
     }
@@ -419,6 +446,30 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn idp_url_and_listen_host_are_checked_and_blank_is_not_set() {
+        assert_eq!(check_idp_url("http://127.0.0.1:8080"), Ok(()));
+        assert_eq!(check_idp_url("https://idp.example.com/tenant-a/"), Ok(()));
+        for (bad, why) in [
+            ("notaurl", "not a URL (relative URL without a base)"),
+            ("ftp://x", "not an http:// or https:// URL"),
+            ("http://127.0.0.1:4500?x=1", "a query, fragment or credentials are not allowed"),
+        ] {
+            assert_eq!(
+                check_idp_url(bad),
+                Err(format!("--idp-url / HARNESS_IDP_URL {bad:?}: {why}; expected a base URL such as http://127.0.0.1:8080"))
+            );
+        }
+        // A password in it is not repeated.
+        assert_eq!(
+            check_idp_url("http://u:pw-SECRET@127.0.0.1:4500"),
+            Err("--idp-url / HARNESS_IDP_URL \"http://[credentials]@127.0.0.1:4500\": a query, fragment or credentials are not allowed; expected a base URL such as http://127.0.0.1:8080".into())
+        );
+        assert_eq!(listen_ip(""), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(listen_ip(" 0.0.0.0 "), Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        assert_eq!(listen_ip("nothost"), Err("invalid IP address syntax: expected an IP address such as 127.0.0.1 or 0.0.0.0".into()));
+    }
+
     use super::*;
 
     const PUBLIC_HOST_HELP: &str = "expected a host name or IP address, with no scheme or port (e.g. runner, 10.0.0.5 or fd00::2)";
