@@ -129,7 +129,7 @@ fn key_source(fresh: bool) -> impl Fn(usize) -> Arc<keys::KeyMaterial> + Send + 
 impl MockIdp {
     /// Binds, builds the tenant and serves until shut down.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(opts.addr).await?;
+        let listener = TcpListener::bind(opts.addr).await.with_context(|| format!("cannot listen on {}", opts.addr))?;
         Self::serve(listener, opts).await
     }
 

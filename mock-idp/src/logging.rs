@@ -32,7 +32,18 @@ pub fn colour() -> bool {
 /// Installs the log for a binary: the variable's directives (or `warn`), stderr, and the `log` crate's
 /// records (libraries that log through it) brought in.
 pub fn init(var: &str) {
-    let directives = std::env::var(var).ok().filter(|v| EnvFilter::try_new(v).is_ok()).unwrap_or_else(|| "warn".into());
+    let directives = match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => "warn".to_string(),
+        Ok(v) => match EnvFilter::try_new(&v) {
+            Ok(_) => v,
+            // Said once on stderr (the log is not up yet), and the default used: a typo must not go unseen.
+            Err(e) => {
+                eprintln!("{var}={v:?} is not a log filter ({e}); logging at warn");
+                "warn".to_string()
+            }
+        },
+        Err(_) => "warn".to_string(),
+    };
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour());
     let _ = tracing_subscriber::registry().with(tracing_subscriber::Layer::with_filter(layer, filter_from(&directives))).try_init();
 }

@@ -54,9 +54,27 @@ fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A MOCK_IDP_* variable set to nothing (a compose variable left blank) counts as not set: removed before
+    // the arguments are read, while this is the only thread (so changing the environment is sound).
+    for (k, v) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("MOCK_IDP_")) && v.to_str().is_some_and(|v| v.trim().is_empty()) {
+            // SAFETY: no other thread exists yet (the async runtime is built below), so nothing reads the
+            // environment concurrently.
+            unsafe { std::env::remove_var(&k) };
+        }
+    }
     let args = Args::parse();
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(serve(args)),
+        Err(e) => {
+            eprintln!("mock-idp: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(args: Args) -> ExitCode {
     if args.print_default_config {
         use std::io::Write as _;
         // A reader that stopped early (`| head`) is fine; a file that could not be written (disk full) is not.
@@ -128,7 +146,7 @@ async fn main() -> ExitCode {
     let idp = match MockIdp::start(opts).await {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("mock-idp: cannot start on {}: {e:#}", args.addr);
+            eprintln!("mock-idp: cannot start: {e:#}");
             return ExitCode::from(1);
         }
     };

@@ -498,7 +498,8 @@ fn start_on_free_port(make: impl Fn(u16) -> Command) -> (Proc, u16, String) {
         let mut p = Proc::spawn(make(port));
         match p.line() {
             Ok(l) => return (p, port, l),
-            Err(e) if e.contains("cannot start on") => last = e,
+            // The port was taken meanwhile (mock-idp: "cannot listen on …", harness bsr: "cannot start on …").
+            Err(e) if e.contains("Address already in use") => last = e,
             Err(e) => panic!("did not start: {e}"),
         }
     }

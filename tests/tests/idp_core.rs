@@ -1980,3 +1980,39 @@ async fn sign_in_page_escapes_reflected_values_and_refuses_foreign_from_uris() {
     let landing = c.follow(&r).await;
     assert!(landing.body.contains(&format!("<strong id=\"signed-in-user\">{ALICE}</strong>")), "{}", landing.body);
 }
+
+/// A MOCK_IDP_* variable set to nothing (a compose variable left blank) counts as not set: the binary starts
+/// with the defaults (it printed "invalid value ''" for the address, the files and the flags before).
+#[test]
+fn blank_environment_variables_count_as_not_set() {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(mock_idp_binary());
+    cmd.args(["--addr", "127.0.0.1:0"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    for v in [
+        "MOCK_IDP_CONFIG",
+        "MOCK_IDP_BASE_URL",
+        "MOCK_IDP_TLS",
+        "MOCK_IDP_TLS_CERT_OUT",
+        "MOCK_IDP_STATE",
+        "MOCK_IDP_NO_MOCK_CONTROLS",
+        "MOCK_IDP_MOCK_CONTROLS_TOKEN_REQUIRED",
+        "MOCK_IDP_REQUEST_LOG_CAP",
+        "MOCK_IDP_SYSTEM_LOG_CAP",
+    ] {
+        cmd.env(v, if v.ends_with("TLS") { " " } else { "" });
+    }
+    // A log filter with a typo is said, not silently replaced.
+    cmd.env("MOCK_IDP_LOG", "mock_idp=[");
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(line.starts_with("mock-idp listening on http://127.0.0.1:"), "{line:?} {stderr}");
+    assert!(stderr.starts_with("MOCK_IDP_LOG=\"mock_idp=[\" is not a log filter (error parsing level filter: "), "{stderr}");
+    assert!(stderr.lines().next().unwrap().ends_with("); logging at warn"), "{stderr}");
+    // The address itself, blank: the default, 127.0.0.1:8080 (taken or not, never "invalid value").
+    let out = std::process::Command::new(mock_idp_binary()).arg("--print-default-config").env("MOCK_IDP_ADDR", "").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
