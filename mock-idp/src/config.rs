@@ -476,6 +476,17 @@ impl TenantConfig {
             field: String::new(),
             message: format!("cannot read: {e}"),
         })?;
+        // A file with no document in it (empty, comments only, `---`, `null`) is a mistake far more often than a wish
+        // for a tenant with nothing in it, which is `{}`.
+        if matches!(serde_yaml::from_str::<serde_yaml::Value>(&src), Ok(serde_yaml::Value::Null)) {
+            return Err(ConfigError {
+                file: name,
+                line: None,
+                column: None,
+                field: String::new(),
+                message: "no tenant in the file: it is empty, or only comments or null (a tenant with nothing in it is `{}`)".into(),
+            });
+        }
         let mut cfg = Self::parse(&src, &name)?;
         // Resolve pem_file paths relative to the tenant file.
         let dir = path.parent().unwrap_or(Path::new("."));

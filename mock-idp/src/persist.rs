@@ -448,6 +448,18 @@ pub fn read(path: &Path, base_url: &str) -> anyhow::Result<Option<Restored>> {
         let inner = e.into_inner();
         anyhow!("state file {name}: line {}, column {}: field `{field}`: {}", inner.line(), inner.column(), without_position(&inner))
     })?;
+    // The clock as POST /_mock/clock can leave it: an offset of at most 10^11 s either way, a frozen instant
+    // between 1970 and the end of 9999 (a hand-edited i64::MAX made "now" 1970 and every exp negative).
+    const MAX_OFFSET_MS: i64 = 100_000_000_000_000;
+    const LAST_MS: Millis = 253_402_300_799_999;
+    if file.clock.offset_ms.abs() > MAX_OFFSET_MS {
+        bail!("state file {name}: clock.offset_ms: out of range: {} (at most {MAX_OFFSET_MS} either way)", file.clock.offset_ms);
+    }
+    if let Some(f) = file.clock.frozen_at
+        && !(0..=LAST_MS).contains(&f)
+    {
+        bail!("state file {name}: clock.frozen_at: out of range: {f} (from 0, 1970-01-01, to {LAST_MS}, the end of 9999)");
+    }
     let tenant = restore_tenant(file.tenant, base_url).with_context(|| format!("state file {name}"))?;
     Ok(Some(Restored { tenant, clock_offset_ms: file.clock.offset_ms, clock_frozen_at: file.clock.frozen_at }))
 }
@@ -575,6 +587,19 @@ pub struct FileLock {
 /// Another process holds it, or the lock file cannot be created; the message names the state file.
 pub fn lock(path: &Path) -> anyhow::Result<FileLock> {
     let path = resolve(path);
+    // A directory or a device (`/dev/null`) is no state file: said before a lock file is made beside it.
+    if let Ok(m) = std::fs::metadata(&path)
+        && !m.is_file()
+    {
+        bail!(
+            "state file {}: not a regular file ({})",
+            path.display(),
+            if m.is_dir() { "a directory" } else { "a device or other special file" }
+        );
+    }
+    if path.as_os_str().to_string_lossy().ends_with('/') {
+        bail!("state file {}: names a directory (it ends with /)", path.display());
+    }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
     let lock_path = path.with_file_name(format!(".{name}.lock"));
     let mut o = std::fs::OpenOptions::new();

@@ -1825,6 +1825,21 @@ fn binary_prints_the_default_config_and_rejects_bad_files_with_their_location() 
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with(&format!("mock-idp: {}:3:5: field `users[0].statuz`: ", bad.display())), "{err}");
+    // A file with no tenant in it is refused; `{}` is the empty tenant.
+    for empty in ["", "\n# only a comment\n", "---\n", "null\n"] {
+        std::fs::write(&bad, empty).unwrap();
+        let out = std::process::Command::new(&bin).arg("--config").arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{empty:?}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap(),
+            format!(
+                "mock-idp: {}: no tenant in the file: it is empty, or only comments or null (a tenant with nothing in it is `{{}}`)\n",
+                bad.display()
+            )
+        );
+    }
+    std::fs::write(&bad, "{}\n").unwrap();
+    assert_eq!(mock_idp::TenantConfig::load(&bad).unwrap().users.len(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 
     // A log cap of 0 is refused, not quietly taken as 1.

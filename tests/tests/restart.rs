@@ -367,6 +367,61 @@ mod killed {
         }
     }
 
+    /// A directory or a device is no state file: start-up stops naming it, and no lock file is made beside it
+    /// (`--state /dev/null` made /dev/.null.lock).
+    #[tokio::test]
+    async fn a_directory_or_a_device_is_not_a_state_file() {
+        let dir = scratch("not-a-file");
+        let trailing = format!("{}/", dir.join("sub").display());
+        for (path, why) in [
+            (dir.display().to_string(), "not a regular file (a directory)"),
+            ("/dev/null".to_string(), "not a regular file (a device or other special file)"),
+            (trailing.clone(), "names a directory (it ends with /)"),
+        ] {
+            let out = Command::new(&binaries().mock_idp).args(["--addr", "127.0.0.1:0", "--state", &path]).output().await.unwrap();
+            assert_eq!(out.status.code(), Some(1), "{path}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), format!("mock-idp: state file {path}: {why}\n"));
+        }
+        assert!(!Path::new("/dev/.null.lock").exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was made in {}", dir.display());
+    }
+
+    /// A state file whose clock POST /_mock/clock could not have left (a hand-edited offset of i64::MAX made
+    /// "now" 1970 and every exp negative) stops start-up naming the field.
+    #[tokio::test]
+    async fn a_state_file_with_an_impossible_clock_is_refused() {
+        let dir = scratch("clock-range");
+        let file = dir.join("state.json");
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        // The file as a start writes it; the process killed and reaped, so its lock is free.
+        spawn(free(), &file).await.kill().await.unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (field, value, why) in [
+            (
+                "offset_ms",
+                serde_json::json!(i64::MAX),
+                format!("clock.offset_ms: out of range: {} (at most 100000000000000 either way)", i64::MAX),
+            ),
+            (
+                "frozen_at",
+                serde_json::json!(-1),
+                "clock.frozen_at: out of range: -1 (from 0, 1970-01-01, to 253402300799999, the end of 9999)".to_string(),
+            ),
+        ] {
+            let mut w = v.clone();
+            w["clock"][field] = value;
+            std::fs::write(&file, serde_json::to_vec(&w).unwrap()).unwrap();
+            let out = Command::new(&binaries().mock_idp).args(["--addr", "127.0.0.1:0", "--state"]).arg(&file).output().await.unwrap();
+            assert_eq!(out.status.code(), Some(1), "{field}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), format!("mock-idp: cannot start: state file {}: {why}\n", file.display()));
+        }
+        v["clock"]["offset_ms"] = serde_json::json!(86_400_000);
+        std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+        // A day ahead is fine: it starts.
+        spawn(free(), &file).await.kill().await.unwrap();
+    }
+
     /// One process per state file: a second mock-idp or stub BSR with the same file stops at start and says
     /// why; a symbolic link to the file is followed (the link stays a link, its target is written, and the
     /// lock is the target's).
