@@ -298,3 +298,31 @@ async fn control_characters_in_an_answer_or_a_name_do_not_reach_the_reports_as_t
         assert!(!out.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}'), "{out:?}");
     }
 }
+
+/// A sharded or filtered run says its conformance verdict covers only the requirements it ran; the whole
+/// library's does not.
+#[test]
+fn a_partial_run_says_its_verdict_is_partial() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(&tests::binaries().harness)
+            .current_dir(repo)
+            .args(["run", "--quiet", "scenarios/conformance"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let total = std::fs::read_dir(library().join("conformance")).unwrap().count();
+    let out = run(&["--filter", "conf-key-rotation"]);
+    let ran: usize = out.lines().find_map(|l| l.strip_suffix(" passed, 0 failed, 0 skipped")?.parse().ok()).unwrap_or_default();
+    assert!(ran >= 2, "{out}");
+    assert!(
+        out.contains(&format!(
+            "(partial: {ran} of the {total} conformance requirements in these files were in this run (--filter conf-key-rotation); the verdict is for those only)"
+        )),
+        "{out}"
+    );
+    assert!(!run(&[]).contains("(partial:"));
+}

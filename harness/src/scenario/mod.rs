@@ -382,6 +382,26 @@ pub async fn cli_run(mut args: RunArgs) -> i32 {
     if !profile.is_empty() {
         use std::io::Write as _;
         let _ = std::io::stdout().write_all(verdict::terminal(&profile).as_bytes());
+        // A filtered or sharded run checks part of the profile: its verdict is for that part only.
+        if args.shard.is_some() || args.filter.is_some() {
+            let all = select(&RunArgs { filter: None, shard: None, ..args.clone() })
+                .map(|l| l.iter().filter(|l| l.scenario.level.is_some()).count());
+            if let Ok(total) = all
+                && total > profile.len()
+            {
+                let by = match (&args.shard, &args.filter) {
+                    (Some(sh), Some(f)) => format!("--shard {sh} and --filter {f}"),
+                    (Some(sh), None) => format!("--shard {sh}"),
+                    (None, Some(f)) => format!("--filter {f}"),
+                    (None, None) => String::new(),
+                };
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "(partial: {} of the {total} conformance requirements in these files were in this run ({by}); the verdict is for those only)",
+                    profile.len()
+                );
+            }
+        }
     }
     // A report that cannot be written fails the run (exit 2): CI must not pass without its reports.
     let write_failed = std::cell::Cell::new(false);
