@@ -243,7 +243,7 @@ fn bsr_config(a: &BsrArgs) -> Result<BsrConfig, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     mock_idp::logging::init("HARNESS_LOG");
-    match cli.command {
+    let code = match cli.command {
         Command::Up(a) => run_up(a).await,
         Command::Bsr(a) => run_bsr(a).await,
         Command::Bench(a) => ExitCode::from(harness::bench::cli(a).await as u8),
@@ -268,6 +268,15 @@ async fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    };
+    // What it printed did not all arrive (a full disk; a reader that went away is fine): said, and not a
+    // success.
+    match harness::output_error() {
+        Some(e) => {
+            eprintln!("harness: cannot write its output: {e}");
+            if code == ExitCode::SUCCESS { ExitCode::from(1) } else { code }
+        }
+        None => code,
     }
 }
 

@@ -326,3 +326,16 @@ fn a_partial_run_says_its_verdict_is_partial() {
     );
     assert!(!run(&[]).contains("(partial:"));
 }
+
+/// Output that cannot be written (a full disk) is said and fails the command (a reader that stopped early,
+/// `| head -1`, does not: the pipe's end is not an error).
+#[test]
+fn output_that_cannot_be_written_fails_the_command() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for args in [&["list"][..], &["run", "--quiet", "--filter", "c23-logout-round"][..]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = std::process::Command::new(&tests::binaries().harness).current_dir(repo).args(args).stdout(full).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "harness: cannot write its output: No space left on device (os error 28)\n");
+    }
+}

@@ -372,16 +372,12 @@ pub async fn cli_run(mut args: RunArgs) -> i32 {
             eprintln!("{d}");
         }
     }
-    {
-        use std::io::Write as _;
-        let _ = std::io::stdout().write_all(report::terminal(&reports).as_bytes());
-    }
+    crate::out(report::terminal(&reports).as_bytes());
     // Conformance requirements in the run get their verdict table, so the exit status is explained: a
     // recommended requirement that is not met does not fail the run.
     let profile: Vec<ScenarioReport> = reports.iter().filter(|r| r.level.is_some()).cloned().collect();
     if !profile.is_empty() {
-        use std::io::Write as _;
-        let _ = std::io::stdout().write_all(verdict::terminal(&profile).as_bytes());
+        crate::out(verdict::terminal(&profile).as_bytes());
         // A filtered or sharded run checks part of the profile: its verdict is for that part only.
         if args.shard.is_some() || args.filter.is_some() {
             let all = select(&RunArgs { filter: None, shard: None, ..args.clone() })
@@ -395,8 +391,7 @@ pub async fn cli_run(mut args: RunArgs) -> i32 {
                     (None, Some(f)) => format!("--filter {f}"),
                     (None, None) => String::new(),
                 };
-                let _ = writeln!(
-                    std::io::stdout(),
+                crate::say!(
                     "(partial: {} of the {total} conformance requirements in these files were in this run ({by}); the verdict is for those only)",
                     profile.len()
                 );
