@@ -446,7 +446,86 @@ pub fn yaml_error(e: serde_path_to_error::Error<serde_yaml::Error>, src: &str, f
             }
         }
     }
+    // serde_yaml places a missing field at the end of a later node (the end of the file, even); the mapping
+    // that lacks it is found by its path instead, in block-style YAML.
+    if message.starts_with("missing field")
+        && let Some((l, c)) = block_position(src, &field)
+    {
+        (line, column) = (Some(l), Some(c));
+    }
     ConfigError { file: file.into(), line, column, field, message }
+}
+
+/// The 1-based line and column of the node at `path` (`users[0].profile`) in block-style YAML, found by
+/// indentation: a key among the keys of the node above it, an item among its `- ` items. `None` when the
+/// source is not laid out that way (flow style, anchors).
+fn block_position(src: &str, path: &str) -> Option<(usize, usize)> {
+    struct Entry<'a> {
+        line: usize,
+        indent: usize,
+        text: &'a str,
+        item: bool,
+    }
+    let mut entries = Vec::new();
+    for (line, l) in src.lines().enumerate() {
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') || t == "---" {
+            continue;
+        }
+        let indent = l.len() - t.len();
+        if t == "-" || t.starts_with("- ") {
+            entries.push(Entry { line, indent, text: t, item: true });
+            let rest = t[1..].trim_start();
+            if !rest.is_empty() {
+                entries.push(Entry { line, indent: indent + (t.len() - rest.len()), text: rest, item: false });
+            }
+        } else {
+            entries.push(Entry { line, indent, text: t, item: false });
+        }
+    }
+    let (mut from, mut to) = (0, entries.len());
+    let mut at = None;
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if !name.is_empty() {
+            segments.push(Err(name));
+        }
+        while let Some((i, r)) = rest.split_once(']') {
+            segments.push(Ok(i.parse::<usize>().ok()?));
+            rest = r.trim_start_matches('[');
+        }
+    }
+    for seg in segments {
+        let range = &entries[from..to];
+        let idx = match seg {
+            Err(key) => {
+                let m = range.iter().filter(|e| !e.item).map(|e| e.indent).min()?;
+                range.iter().position(|e| {
+                    !e.item
+                        && e.indent == m
+                        && (e.text.strip_prefix(key).is_some_and(|r| r.starts_with(':'))
+                            || e.text.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.starts_with(':')))
+                })?
+            }
+            Ok(n) => {
+                let m = range.iter().filter(|e| e.item).map(|e| e.indent).min()?;
+                range.iter().enumerate().filter(|(_, e)| e.item && e.indent == m).nth(n)?.0
+            }
+        };
+        let e = &range[idx];
+        at = Some((e.line + 1, e.indent + 1));
+        let (indent, item) = (e.indent, e.item);
+        let start = from + idx + 1;
+        // The node's children: what follows until an entry at its level or above (a key's value may be a
+        // sequence at the key's own indentation).
+        let end = entries[start..to]
+            .iter()
+            .position(|f| f.indent < indent || (f.indent == indent && (item || !f.item)))
+            .map_or(to, |p| start + p);
+        (from, to) = (start, end);
+    }
+    at
 }
 
 /// Finds the 1-based line and column of the first occurrence of `needle` in `src`.

@@ -232,3 +232,23 @@ fn a_wrong_field_names_file_line_column_and_field() {
     assert_eq!((e.line, e.column.is_some()), (Some(line), true), "{e}");
     assert!(e.to_string().starts_with(&format!("tenant.yaml:{line}:")), "{e}");
 }
+
+/// A missing field is placed at the mapping that lacks it (serde_yaml put it at the end of a later node, the
+/// end of the file even): a sequence item, or a nested key, in block style.
+#[test]
+fn a_missing_field_names_the_line_of_the_mapping_that_lacks_it() {
+    // alice's profile deleted from the default tenant.
+    let profile = DEFAULT_TENANT_YAML.lines().find(|l| l.trim_start().starts_with("profile: {login: alice@example.com")).unwrap();
+    let src = DEFAULT_TENANT_YAML.replacen(&format!("{profile}\n"), "", 1);
+    let e = TenantConfig::parse(&src, "tenant.yaml").unwrap_err();
+    let item = src.lines().position(|l| l.trim_start() == "- id: 00u1alice00000000001").unwrap() + 1;
+    assert_eq!(e.to_string(), format!("tenant.yaml:{item}:3: field `users[0]`: missing field `profile`"));
+    // The second item, and a nested mapping whose sequence sits at its key's indentation.
+    let src = "users:\n  - id: 00u1alice00000000001\n    profile: {login: a@example.com, email: a@example.com, firstName: A, lastName: B}\n  - id: 00u1bob0000000000001\n    status: ACTIVE\n";
+    assert_eq!(TenantConfig::parse(src, "t.yaml").unwrap_err().to_string(), "t.yaml:4:3: field `users[1]`: missing field `profile`");
+    let src = "apps:\n- label: x\n  credentials:\n    oauthClient:\n      client_secret: s\n";
+    assert_eq!(
+        TenantConfig::parse(src, "t.yaml").unwrap_err().to_string(),
+        "t.yaml:4:5: field `apps[0].credentials.oauthClient`: missing field `client_id`"
+    );
+}
