@@ -681,6 +681,22 @@ impl BenchResult {
 struct Spawned {
     child: std::process::Child,
     base: String,
+    /// Its stderr (errors only), for the error should it exit before answering: a file already removed
+    /// (so none is left however this process ends), read through this handle.
+    log: std::fs::File,
+}
+
+impl Spawned {
+    /// The last lines of what it wrote to stderr, for an error message ("" when nothing).
+    fn log_tail(&self) -> String {
+        use std::io::{Read as _, Seek as _};
+        let mut text = String::new();
+        let mut f = &self.log;
+        let _ = f.rewind().and_then(|()| f.read_to_string(&mut text));
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+        if tail.is_empty() { String::new() } else { format!("; its stderr ends:\n{tail}") }
+    }
 }
 
 impl Drop for Spawned {
@@ -707,14 +723,17 @@ fn mock_idp_binary(args: &BenchArgs) -> anyhow::Result<std::path::PathBuf> {
 fn spawn_mock_idp(binary: &std::path::Path) -> anyhow::Result<Spawned> {
     // A free port: bound and released here, then given to the binary.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let log = std::env::temp_dir().join(format!("harness-bench-mock-idp-{}-{}.log", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let err = std::fs::File::create(&log).map_err(|e| anyhow::anyhow!("creating {}: {e}", log.display()))?;
+    let reader = std::fs::File::open(&log);
+    let _ = std::fs::remove_file(&log);
+    let reader = reader.map_err(|e| anyhow::anyhow!("opening {}: {e}", log.display()))?;
     let mut cmd = std::process::Command::new(binary);
-    cmd.args(["--addr", &format!("127.0.0.1:{port}")])
-        .env("MOCK_IDP_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    cmd.args(["--addr", &format!("127.0.0.1:{port}")]).env("MOCK_IDP_LOG", "error").stdout(std::process::Stdio::null()).stderr(err);
     dies_with_this_process(&mut cmd);
     let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
-    Ok(Spawned { child, base: format!("http://127.0.0.1:{port}") })
+    Ok(Spawned { child, base: format!("http://127.0.0.1:{port}"), log: reader })
 }
 
 /// A child that is killed when this process ends however it ends (SIGTERM or SIGKILL to `harness` alone,
@@ -747,12 +766,7 @@ fn dies_with_this_process(cmd: &mut std::process::Command) {
 
 /// Polls `url` (a fresh connection each time, 0.2 ms apart) until it answers 200; the elapsed time. With a
 /// `child`, fails at once when that process has exited.
-async fn until_answered(
-    http: &reqwest::Client,
-    url: &str,
-    t0: Instant,
-    mut child: Option<&mut std::process::Child>,
-) -> anyhow::Result<Duration> {
+async fn until_answered(http: &reqwest::Client, url: &str, t0: Instant, mut child: Option<&mut Spawned>) -> anyhow::Result<Duration> {
     loop {
         if let Ok(r) = http.get(url).send().await
             && r.status().is_success()
@@ -761,9 +775,9 @@ async fn until_answered(
             return Ok(t0.elapsed());
         }
         if let Some(c) = child.as_deref_mut()
-            && let Ok(Some(status)) = c.try_wait()
+            && let Ok(Some(status)) = c.child.try_wait()
         {
-            anyhow::bail!("mock-idp exited ({status}) before answering {url}");
+            anyhow::bail!("mock-idp exited ({status}) before answering {url}{}", c.log_tail());
         }
         anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "{url} did not answer within 30 s");
         tokio::time::sleep(Duration::from_micros(200)).await;
@@ -790,7 +804,7 @@ async fn starts(args: &BenchArgs) -> anyhow::Result<BenchResult> {
                 let t0 = Instant::now();
                 let mut p = spawn_mock_idp(&binary)?;
                 let url = format!("{}/.well-known/openid-configuration", p.base);
-                times.push(until_answered(&http, &url, t0, Some(&mut p.child)).await?);
+                times.push(until_answered(&http, &url, t0, Some(&mut p)).await?);
             }
             _ => {
                 let t0 = Instant::now();
@@ -819,7 +833,7 @@ async fn families(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let mut p = spawn_mock_idp(&binary)?;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(args.concurrency).build()?;
     let url = format!("{}/.well-known/openid-configuration", p.base);
-    until_answered(&http, &url, Instant::now(), Some(&mut p.child)).await?;
+    until_answered(&http, &url, Instant::now(), Some(&mut p)).await?;
     // The keys are generated in the background after start; one sign-in waits for them.
     let driver = Arc::new(Driver::new(Target::resolve(&p.base).await?, args));
     let mut control = Conn::new(driver.target.clone());

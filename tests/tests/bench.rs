@@ -154,7 +154,28 @@ async fn startup_fails_at_once_when_the_binary_exits() {
     let t0 = std::time::Instant::now();
     let e = run(&a).await.unwrap_err().to_string();
     assert!(e.starts_with("mock-idp exited (exit status: 1) before answering http://127.0.0.1:"), "{e}");
+    assert!(e.ends_with("/.well-known/openid-configuration"), "nothing on its stderr, nothing added: {e}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(20), "it did not wait for the 30 s timeout");
+    // What a binary that fails says on stderr ends the error.
+    let dir = std::env::temp_dir().join(format!("bench-failing-binary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("mock-idp");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'first line' >&2\necho 'mock-idp: cannot start: cannot listen on 127.0.0.1:1: denied' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    a.binary = Some(script);
+    let e = run(&a).await.unwrap_err().to_string();
+    assert!(e.starts_with("mock-idp exited (exit status: 3) before answering http://127.0.0.1:"), "{e}");
+    assert!(
+        e.ends_with(
+            "/.well-known/openid-configuration; its stderr ends:\nfirst line\nmock-idp: cannot start: cannot listen on 127.0.0.1:1: denied"
+        ),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
