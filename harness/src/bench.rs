@@ -577,9 +577,8 @@ fn check_open_files(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one workload and returns its numbers.
-pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
-    crate::crypto::install();
+/// The arguments' own errors (a usage error: `harness bench` exits 2), before anything starts.
+pub fn check_args(args: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.concurrency >= 1 && args.runs >= 1 && args.families >= 1,
         "--concurrency, --runs and --families must be at least 1"
@@ -598,6 +597,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     if args.idp_url.is_some() && matches!(args.workload, Workload::Startup | Workload::TenantStart | Workload::Families) {
         anyhow::bail!("--idp-url does not apply to the {} workload: it starts its own mock-idp", args.workload.name());
     }
+    Ok(())
+}
+
+/// Runs one workload and returns its numbers.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
+    crate::crypto::install();
+    check_args(args)?;
     match args.workload {
         Workload::Startup | Workload::TenantStart => return starts(args).await,
         Workload::Families => return families(args).await,
@@ -920,6 +926,10 @@ pub async fn cli(args: BenchArgs) -> i32 {
                 crate::say!($($t)*);
             }
         }};
+    }
+    if let Err(e) = check_args(&args) {
+        eprintln!("harness bench: {e}");
+        return 2;
     }
     match run(&args).await {
         Ok(r) => {

@@ -557,3 +557,18 @@ fn json_output_is_alone_on_stdout() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.starts_with("discovery at concurrency 2 for 0.2"), "{stderr}");
 }
+
+/// An argument bench refuses is a usage error, as clap's own are: exit 2, the reason on stderr.
+#[test]
+fn a_refused_argument_exits_2() {
+    for (args, why) in [
+        (&["--duration", "0"][..], "harness bench: --duration must be a number of seconds from 0.01 to 86400 (a day), got 0\n"),
+        (
+            &["--workload", "startup", "--idp-url", "http://127.0.0.1:1"][..],
+            "harness bench: --idp-url does not apply to the startup workload: it starts its own mock-idp\n",
+        ),
+    ] {
+        let out = Command::new(&binaries().harness).arg("bench").args(args).output().unwrap();
+        assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()), (Some(2), why.to_string()), "{args:?}");
+    }
+}

@@ -118,8 +118,8 @@ pub fn failure_detail(r: &ScenarioReport) -> Option<String> {
                 q["grant_type"].as_str().unwrap_or("-"),
                 q["status"],
                 q["refresh_family"].as_str().unwrap_or("-"),
-                q["refresh_generation"],
-                q["fault"]
+                q["refresh_generation"].as_u64().map_or_else(|| "-".to_string(), |g| g.to_string()),
+                q["fault"].as_str().unwrap_or("-")
             );
         }
     }
