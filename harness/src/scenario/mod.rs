@@ -461,6 +461,10 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const PUBLIC_HOST_HELP: &str = "expected a host name or IP address, with no scheme or port (e.g. runner, 10.0.0.5 or fd00::2)";
+
     #[test]
     fn idp_url_and_listen_host_are_checked_and_blank_is_not_set() {
         assert_eq!(check_idp_url("http://127.0.0.1:8080"), Ok(()));
@@ -484,10 +488,6 @@ mod tests {
         assert_eq!(listen_ip(" 0.0.0.0 "), Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
         assert_eq!(listen_ip("nothost"), Err("invalid IP address syntax: expected an IP address such as 127.0.0.1 or 0.0.0.0".into()));
     }
-
-    use super::*;
-
-    const PUBLIC_HOST_HELP: &str = "expected a host name or IP address, with no scheme or port (e.g. runner, 10.0.0.5 or fd00::2)";
 
     #[test]
     fn a_public_host_is_a_host_name_or_an_ip_address() {
