@@ -597,6 +597,9 @@ pub fn check_args(args: &BenchArgs) -> anyhow::Result<()> {
     if args.idp_url.is_some() && matches!(args.workload, Workload::Startup | Workload::TenantStart | Workload::Families) {
         anyhow::bail!("--idp-url does not apply to the {} workload: it starts its own mock-idp", args.workload.name());
     }
+    if let Some(u) = &args.idp_url {
+        conn::check_base_url(u)?;
+    }
     Ok(())
 }
 
@@ -701,7 +704,10 @@ impl Spawned {
         let _ = f.rewind().and_then(|()| f.read_to_string(&mut text));
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(5)..].join("\n");
-        if tail.is_empty() { String::new() } else { format!("; its stderr ends:\n{tail}") }
+        // At most its last 2,000 characters, its control characters (a terminal's escape sequences) escaped.
+        let cut = tail.char_indices().rev().nth(1999).map_or(0, |(i, _)| i);
+        let tail = crate::scenario::report::printable(&tail[cut..]).into_owned();
+        if tail.is_empty() { String::new() } else { format!("; its stderr ends:\n{}{tail}", if cut > 0 { "…" } else { "" }) }
     }
 }
 
@@ -785,7 +791,11 @@ async fn until_answered(http: &reqwest::Client, url: &str, t0: Instant, mut chil
         {
             anyhow::bail!("mock-idp exited ({status}) before answering {url}{}", c.log_tail());
         }
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "{url} did not answer within 30 s");
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{url} did not answer within 30 s{}",
+            child.as_deref().map(Spawned::log_tail).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }
@@ -929,6 +939,9 @@ pub async fn cli(args: BenchArgs) -> i32 {
     }
     if let Err(e) = check_args(&args) {
         eprintln!("harness bench: {e}");
+        if args.json {
+            crate::say!("{}", json!({"workload": args.workload, "error": e.to_string()}));
+        }
         return 2;
     }
     match run(&args).await {

@@ -4,6 +4,7 @@
 //! - `harness bsr --issuer … --client-id … --client-secret …`: the stub BSR alone, against any OpenID Connect
 //!   provider; every flag also comes from an environment variable or a `--config` YAML file.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -250,13 +251,14 @@ async fn main() -> ExitCode {
         Command::Run(a) => {
             // An interrupted run (Ctrl-C, SIGTERM from `timeout` or CI) ends the browsers it has open before
             // it exits: a signal would otherwise leave chromedriver and Chromium running.
-            let interrupted = mock_idp::server::shutdown_signal();
+            let interrupted = interruption();
             tokio::select! {
                 code = harness::scenario::cli_run(a) => ExitCode::from(code as u8),
-                () = interrupted => {
+                n = interrupted => {
                     harness::browser::end_all();
-                    eprintln!("harness: interrupted; the browsers it had open were ended");
-                    ExitCode::from(130)
+                    let _ = writeln!(std::io::stderr(), "harness: interrupted; the browsers it had open were ended");
+                    // As a shell reports a process a signal ended: 128 + its number (130 for SIGINT).
+                    ExitCode::from(128 + n)
                 }
             }
         }
@@ -273,10 +275,44 @@ async fn main() -> ExitCode {
     // success.
     match harness::output_error() {
         Some(e) => {
-            eprintln!("harness: cannot write its output: {e}");
+            // Not eprintln!, which panics when stderr cannot be written either.
+            let _ = writeln!(std::io::stderr(), "harness: cannot write its output: {e}");
             if code == ExitCode::SUCCESS { ExitCode::from(1) } else { code }
         }
         None => code,
+    }
+}
+
+/// The first of SIGINT (Ctrl-C), SIGTERM (`timeout`, a cancelled CI job), SIGHUP (a closed terminal) and
+/// SIGQUIT to arrive: its number.
+async fn interruption() -> u8 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn on(s: Option<Signal>, n: u8) -> u8 {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                    n
+                }
+                // Not installable here: this one never fires.
+                None => std::future::pending().await,
+            }
+        }
+        let sig = |k: SignalKind| signal(k).ok();
+        let (int, term, hup, quit) =
+            (sig(SignalKind::interrupt()), sig(SignalKind::terminate()), sig(SignalKind::hangup()), sig(SignalKind::quit()));
+        tokio::select! {
+            n = on(int, 2) => n,
+            n = on(term, 15) => n,
+            n = on(hup, 1) => n,
+            n = on(quit, 3) => n,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        2
     }
 }
 

@@ -15,6 +15,10 @@ use time::format_description::well_known::Rfc3339;
 /// Milliseconds since the Unix epoch, on a tenant clock.
 pub type Millis = i64;
 
+/// The last instant the clock may show: 9999-12-31T23:59:59.999Z (RFC 3339 has four-digit years). The first
+/// is 0, 1970-01-01T00:00:00Z.
+pub const LAST_MS: Millis = 253_402_300_799_999;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ClockState {
     /// Added to real time while the clock runs.
@@ -67,7 +71,7 @@ impl Clock {
     /// The current instant in milliseconds.
     pub fn now_ms(&self) -> Millis {
         let s = *self.state.lock();
-        s.frozen_at.unwrap_or_else(|| real_now_ms() + s.offset_ms)
+        s.frozen_at.unwrap_or_else(|| real_now_ms().saturating_add(s.offset_ms))
     }
 
     /// The current instant in whole seconds (JWT `iat`, `exp`).
@@ -78,8 +82,8 @@ impl Clock {
     pub fn snapshot(&self) -> ClockSnapshot {
         let s = *self.state.lock();
         match s.frozen_at {
-            Some(at) => ClockSnapshot { now_ms: at, frozen: true, offset_ms: at - real_now_ms() },
-            None => ClockSnapshot { now_ms: real_now_ms() + s.offset_ms, frozen: false, offset_ms: s.offset_ms },
+            Some(at) => ClockSnapshot { now_ms: at, frozen: true, offset_ms: at.saturating_sub(real_now_ms()) },
+            None => ClockSnapshot { now_ms: real_now_ms().saturating_add(s.offset_ms), frozen: false, offset_ms: s.offset_ms },
         }
     }
 

@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, value_name = "URL")]
     health_check: Option<String>,
     /// Serve https with a certificate generated at start (signed by a throwaway CA; see --tls-cert-out).
-    #[arg(long, env = "MOCK_IDP_TLS")]
+    #[arg(long, env = "MOCK_IDP_TLS", value_parser = clap::builder::FalseyValueParser::new())]
     tls: bool,
     /// With --tls: write the CA certificate (PEM) here for clients to trust, e.g. NODE_EXTRA_CA_CERTS=FILE.
     #[arg(long, env = "MOCK_IDP_TLS_CERT_OUT", requires = "tls")]
@@ -37,10 +37,10 @@ struct Args {
     #[arg(long, env = "MOCK_IDP_STATE")]
     state: Option<PathBuf>,
     /// Turn the mock-only controls off: /_mock/* (but /_mock/health) answers Okta's 404.
-    #[arg(long, env = "MOCK_IDP_NO_MOCK_CONTROLS", conflicts_with = "mock_controls_token_required")]
+    #[arg(long, env = "MOCK_IDP_NO_MOCK_CONTROLS", value_parser = clap::builder::FalseyValueParser::new(), conflicts_with = "mock_controls_token_required")]
     no_mock_controls: bool,
     /// Require the management token (Authorization: SSWS …) for /_mock/* too.
-    #[arg(long, env = "MOCK_IDP_MOCK_CONTROLS_TOKEN_REQUIRED")]
+    #[arg(long, env = "MOCK_IDP_MOCK_CONTROLS_TOKEN_REQUIRED", value_parser = clap::builder::FalseyValueParser::new())]
     mock_controls_token_required: bool,
     /// Most entries GET /_mock/requests keeps (the oldest go first; at least 1).
     #[arg(long, env = "MOCK_IDP_REQUEST_LOG_CAP", default_value_t = LogCaps::default().request_log, value_parser = at_least_one())]

@@ -448,12 +448,12 @@ pub fn read(path: &Path, base_url: &str) -> anyhow::Result<Option<Restored>> {
         let inner = e.into_inner();
         anyhow!("state file {name}: line {}, column {}: field `{field}`: {}", inner.line(), inner.column(), without_position(&inner))
     })?;
-    // The clock as POST /_mock/clock can leave it: an offset of at most 10^11 s either way, a frozen instant
-    // between 1970 and the end of 9999 (a hand-edited i64::MAX made "now" 1970 and every exp negative).
-    const MAX_OFFSET_MS: i64 = 100_000_000_000_000;
-    const LAST_MS: Millis = 253_402_300_799_999;
-    if file.clock.offset_ms.abs() > MAX_OFFSET_MS {
-        bail!("state file {name}: clock.offset_ms: out of range: {} (at most {MAX_OFFSET_MS} either way)", file.clock.offset_ms);
+    // The clock as POST /_mock/clock can leave it: between 1970 and the end of 9999, so an offset from the
+    // system clock of at most that span either way (a hand-edited i64::MAX made "now" 1970 and every exp
+    // negative).
+    use crate::clock::LAST_MS;
+    if file.clock.offset_ms.abs() > LAST_MS {
+        bail!("state file {name}: clock.offset_ms: out of range: {} (at most {LAST_MS} either way)", file.clock.offset_ms);
     }
     if let Some(f) = file.clock.frozen_at
         && !(0..=LAST_MS).contains(&f)

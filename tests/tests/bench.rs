@@ -571,4 +571,12 @@ fn a_refused_argument_exits_2() {
         let out = Command::new(&binaries().harness).arg("bench").args(args).output().unwrap();
         assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()), (Some(2), why.to_string()), "{args:?}");
     }
+    // A malformed --idp-url too, before anything starts; with --json the error is the JSON on stdout, and a
+    // password in the URL is in neither.
+    let out = Command::new(&binaries().harness).args(["bench", "--json", "--idp-url", "http:/u:SE/CRET@127.0.0.1:1"]).output().unwrap();
+    let why = r#"--idp-url "http:/[credentials]@127.0.0.1:1": invalid port number"#;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), format!("harness bench: {why}\n"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"workload": "client-credentials", "error": why}));
 }

@@ -691,13 +691,14 @@ fn live_in_group(pgid: i32) -> Vec<i32> {
 }
 
 /// `harness run` interrupted while a browser scenario runs — SIGINT as Ctrl-C sends it, SIGTERM as
-/// `timeout` and a cancelled CI job do — ends the browser's session, its chromedriver and every Chromium
-/// process (chromedriver runs in a process group of its own, which no Ctrl-C reaches), removes their
-/// temporary directory and exits 130.
+/// `timeout` and a cancelled CI job do, SIGHUP as a closed terminal does — ends the browser's session, its
+/// chromedriver and every Chromium process (chromedriver runs in a process group of its own, which no
+/// Ctrl-C reaches), removes their temporary directory and exits 128 + the signal's number, as a shell
+/// reports it.
 #[test]
 fn an_interrupted_run_leaves_no_chromedriver_or_chromium_behind() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         let mut h = std::process::Command::new(&tests::binaries().harness)
             .current_dir(repo)
             .args(["run", "--quiet", "--jobs", "1", "scenarios/browser"])
@@ -731,7 +732,7 @@ fn an_interrupted_run_leaves_no_chromedriver_or_chromium_behind() {
         let status = h.wait().unwrap();
         let mut err = String::new();
         std::io::Read::read_to_string(h.stderr.as_mut().unwrap(), &mut err).unwrap();
-        assert_eq!(status.code(), Some(130), "signal {sig}: {err}");
+        assert_eq!(status.code(), Some(128 + sig), "signal {sig}: {err}");
         assert!(err.contains("harness: interrupted; the browsers it had open were ended"), "{err}");
         // Killed processes are gone once the kernel has torn them down (real time, briefly).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

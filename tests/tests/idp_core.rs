@@ -1674,6 +1674,9 @@ async fn clock_controls_over_http() {
 #[case::wrong_type(json!({"advance_seconds": "soon"}))]
 #[case::unknown_field(json!({"jump": 1}))]
 #[case::out_of_range(json!({"advance_seconds": 1e12}))]
+#[case::past_the_end_of_9999(json!({"set": "9999-12-31T23:59:00Z", "advance_seconds": 1000}))]
+#[case::before_1970(json!({"offset_seconds": -1e11}))]
+#[case::advanced_far_in_ms(json!({"advance_ms": i64::MAX}))]
 #[tokio::test]
 async fn clock_rejects_bad_input_with_e0000001(#[case] body: Value) {
     let idp = idp().await;
@@ -1684,6 +1687,27 @@ async fn clock_rejects_bad_input_with_e0000001(#[case] body: Value) {
     assert_eq!(r.json()["errorSummary"], "Api validation failed");
     assert_eq!(r.json()["errorCauses"].as_array().unwrap().len(), 1);
     assert_eq!(c.clock().await["now"], "2030-01-01T00:00:00.000Z", "nothing changed");
+}
+
+/// The clock stays within what RFC 3339 and a state file can hold: 1970 to the end of 9999.
+#[tokio::test]
+async fn clock_changes_that_leave_1970_to_9999_are_refused_whole() {
+    let idp = idp().await;
+    let c = Client::new(&idp);
+    let r = c.post_json("/_mock/clock", &json!({"set": "9999-12-31T23:59:00Z", "advance_seconds": 1000})).await;
+    assert_api_error(
+        &r,
+        400,
+        "E0000001",
+        "Api validation failed",
+        &[
+            "clock: out of range: the change would put it at 253402301740000 ms, outside 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z",
+        ],
+    );
+    assert_eq!(c.clock().await["now"], "2030-01-01T00:00:00.000Z", "nothing changed, the set included");
+    let r = c.post_json("/_mock/clock", &json!({"set": "9999-12-31T23:59:59.999Z"})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(c.clock().await["now"], "9999-12-31T23:59:59.999Z");
 }
 
 #[tokio::test]
@@ -2016,6 +2040,8 @@ fn blank_environment_variables_count_as_not_set() {
     ] {
         cmd.env(v, if v.ends_with("TLS") { " " } else { "" });
     }
+    // A flag's variable takes 0/no/off/false as "off", as shells and compose files write it.
+    cmd.env("MOCK_IDP_NO_MOCK_CONTROLS", "0");
     // A log filter with a typo is said, not silently replaced.
     cmd.env("MOCK_IDP_LOG", "mock_idp=[");
     let mut child = cmd.spawn().unwrap();

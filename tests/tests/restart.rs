@@ -401,7 +401,7 @@ mod killed {
             (
                 "offset_ms",
                 serde_json::json!(i64::MAX),
-                format!("clock.offset_ms: out of range: {} (at most 100000000000000 either way)", i64::MAX),
+                format!("clock.offset_ms: out of range: {} (at most 253402300799999 either way)", i64::MAX),
             ),
             (
                 "frozen_at",

@@ -339,3 +339,17 @@ fn output_that_cannot_be_written_fails_the_command() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "harness: cannot write its output: No space left on device (os error 28)\n");
     }
 }
+
+/// A scenario name with a line break cannot forge a line of the progress, the summary table or `harness
+/// list`: line breaks and tabs in one-line fields are escaped like other control characters.
+#[test]
+fn a_name_with_a_line_break_stays_on_its_line() {
+    let d = tmpdir("newline-name");
+    write(&d, "n.yaml", "name: \"real\\npass   forged-scenario\"\nactors:\n  tab: {}\nsteps:\n  - clock: {advance_seconds: 1}\n");
+    for args in [&["list"][..], &["run"][..]] {
+        let out = std::process::Command::new(&tests::binaries().harness).args(args).arg(&d).output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(all.contains("real\\u{a}pass   forged-scenario"), "{args:?}: {all}");
+        assert!(!all.lines().any(|l| l.starts_with("pass   forged")), "{args:?}: {all}");
+    }
+}

@@ -18,28 +18,42 @@ pub struct Target {
     pub prefix: String,
 }
 
-/// A URL for an error message: the user and password of its authority, if any, replaced (the URL need not
-/// parse).
+/// A URL for an error message: everything between the scheme and the last `@` (a user and password, which
+/// may themselves hold `/`, `?`, `#` or `@`) replaced; the URL need not parse (`http:/u:pw@host`).
 pub(crate) fn without_credentials(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
-        Some(at) => format!("{}[credentials]{}", &url[..start], &url[start + at..]),
-        None => url.to_string(),
+    let Some(at) = url.rfind('@') else { return url.to_string() };
+    // After `scheme:` and its slashes, when there is a scheme; else from the start.
+    let start = match url.find(':') {
+        Some(c) if c < at && url[..c].chars().all(|ch| ch.is_ascii_alphanumeric() || "+-.".contains(ch)) && c > 0 => {
+            c + 1 + url[c + 1..].chars().take_while(|&ch| ch == '/').count()
+        }
+        _ => 0,
+    };
+    if start >= at {
+        return url.to_string();
     }
+    format!("{}[credentials]{}", &url[..start], &url[at..])
+}
+
+/// `--idp-url`'s syntax: plain `http://`, a host, no query, fragment or credentials (errors never repeat a
+/// password).
+pub fn check_base_url(base: &str) -> anyhow::Result<url::Url> {
+    let shown = without_credentials(base);
+    let url = url::Url::parse(base).map_err(|e| anyhow::anyhow!("--idp-url {shown:?}: {e}"))?;
+    anyhow::ensure!(url.scheme() == "http", "harness bench speaks plain http:// only (got {shown})");
+    anyhow::ensure!(
+        url.query().is_none() && url.fragment().is_none() && url.username().is_empty() && url.password().is_none(),
+        "--idp-url {shown:?}: a base URL without a query, fragment or credentials is needed"
+    );
+    anyhow::ensure!(url.host_str().is_some_and(|h| !h.is_empty()), "--idp-url {shown:?} has no host");
+    Ok(url)
 }
 
 impl Target {
     /// From a base URL such as `http://127.0.0.1:8080`. Only plain `http` (the benchmark runs on loopback).
     pub async fn resolve(base: &str) -> anyhow::Result<Target> {
-        // The URL as errors show it: a password in it is not repeated.
+        let url = check_base_url(base)?;
         let shown = without_credentials(base);
-        let url = url::Url::parse(base).map_err(|e| anyhow::anyhow!("--idp-url {shown:?}: {e}"))?;
-        anyhow::ensure!(url.scheme() == "http", "harness bench speaks plain http:// only (got {shown})");
-        anyhow::ensure!(
-            url.query().is_none() && url.fragment().is_none() && url.username().is_empty() && url.password().is_none(),
-            "--idp-url {shown:?}: a base URL without a query, fragment or credentials is needed"
-        );
         let prefix = url.path().trim_end_matches('/').to_string();
         let host = url.host_str().ok_or_else(|| anyhow::anyhow!("--idp-url {shown:?} has no host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
@@ -524,9 +538,17 @@ mod tests {
             let e = Target::resolve(bad).await.unwrap_err().to_string();
             assert_eq!(e, format!("--idp-url {shown:?}: a base URL without a query, fragment or credentials is needed"));
         }
-        // Not repeated when the URL does not parse either.
+        // Not repeated when the URL does not parse either, or the password holds / ? # @.
         let e = Target::resolve("http://u:pw-SECRET@127.0.0.1:99999/").await.unwrap_err().to_string();
         assert_eq!(e, r#"--idp-url "http://[credentials]@127.0.0.1:99999/": invalid port number"#);
+        for (bad, shown) in [
+            ("http://u:SE/CRET@127.0.0.1:1", "http://[credentials]@127.0.0.1:1"),
+            ("http://u:SE?C#R@ET@127.0.0.1:1/", "http://[credentials]@127.0.0.1:1/"),
+            ("http:/u:SECRET@127.0.0.1:1/", "http:/[credentials]@127.0.0.1:1/"),
+            ("u:SECRET@127.0.0.1:1", "u:[credentials]@127.0.0.1:1"),
+        ] {
+            assert_eq!(without_credentials(bad), shown);
+        }
     }
 
     #[tokio::test]

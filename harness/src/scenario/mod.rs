@@ -268,7 +268,7 @@ pub async fn run_all(
                             Outcome::Failed { .. } => "FAIL",
                             Outcome::Skipped { .. } => "skip",
                         };
-                        eprintln!("{mark} {} ({} ms)", report::printable(&r.name), r.duration_ms);
+                        eprintln!("{mark} {} ({} ms)", report::printable_line(&r.name), r.duration_ms);
                     }
                     runs.push(r);
                 }
@@ -446,7 +446,13 @@ pub fn cli_list(paths: Vec<PathBuf>) -> i32 {
         Ok(list) => {
             for l in list {
                 let s = &l.scenario;
-                crate::say!("{:<48} {:<5} [{}]  {}", s.name, s.case.clone().unwrap_or_default(), s.tags.join(", "), l.path.display());
+                crate::say!(
+                    "{:<48} {:<5} [{}]  {}",
+                    report::printable_line(&s.name),
+                    report::printable_line(&s.case.clone().unwrap_or_default()),
+                    report::printable_line(&s.tags.join(", ")),
+                    report::printable_line(&l.path.display().to_string())
+                );
             }
             0
         }

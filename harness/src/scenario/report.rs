@@ -22,6 +22,20 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(s.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect())
 }
 
+/// [`printable`] for text that must stay on one line (a scenario's name in a table or a progress line):
+/// line breaks and tabs are escaped too, so a name cannot forge a line of its own.
+pub fn printable_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\n', '\r', '\t']) {
+        return printable(s);
+    }
+    std::borrow::Cow::Owned(
+        printable(s)
+            .chars()
+            .map(|c| if matches!(c, '\n' | '\r' | '\t') { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
+
 /// Text for XML and HTML: [`printable`], then the five markup characters escaped.
 pub(crate) fn xml(s: &str) -> String {
     printable(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
@@ -67,7 +81,7 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
             Outcome::Failed { message, .. } => ("FAIL", first_line(message).to_string()),
             Outcome::Skipped { reason } => ("skip", reason.clone()),
         };
-        let _ = writeln!(o, "{:<w$}  {:<7}  {:>6}ms  {}", printable(&r.name), res, r.duration_ms, printable(&detail));
+        let _ = writeln!(o, "{:<w$}  {:<7}  {:>6}ms  {}", printable_line(&r.name), res, r.duration_ms, printable_line(&detail));
     }
     let t = totals(rs);
     if t.not_met > 0 {
@@ -89,7 +103,7 @@ pub fn first_line(message: &str) -> &str {
 pub fn failure_detail(r: &ScenarioReport) -> Option<String> {
     let Outcome::Failed { step, message } = &r.outcome else { return None };
     let mut o = String::new();
-    let _ = writeln!(o, "--- {} ({})", printable(&r.name), printable(&r.file));
+    let _ = writeln!(o, "--- {} ({})", printable_line(&r.name), printable_line(&r.file));
     for l in message.lines() {
         let _ = writeln!(o, "    {}", printable(l));
     }

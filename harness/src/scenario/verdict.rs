@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::report::{self, printable, xml};
+use super::report::{self, printable, printable_line, xml};
 use super::runner::{HttpRecord, Outcome, ScenarioReport};
 
 /// Most request-log lines quoted as evidence for one requirement.
@@ -317,11 +317,11 @@ pub fn terminal(rs: &[ScenarioReport]) -> String {
         let _ = writeln!(
             o,
             "{:<w$}  {:<11}  {:<c$}  {:<7}  {}",
-            printable(&r.requirement),
+            printable_line(&r.requirement),
             r.level,
-            printable(&r.clause),
+            printable_line(&r.clause),
             r.verdict.as_str(),
-            printable(&r.summary)
+            printable_line(&r.summary)
         );
     }
     let _ = writeln!(o, "\n{}", printable(&conclusion(rs)));

@@ -81,6 +81,9 @@ pub async fn post_clock(State(s): State<Shared>, body: Bytes) -> Response {
             return ApiError::validation(vec![format!("{name}: out of range: {x}")]).into_response();
         }
     }
+    // Applied in turn, then checked as a whole: a clock outside 1970-01-01 to 9999-12-31 (which tokens and
+    // RFC 3339 cannot show, and a state file could not be restarted from) is refused and nothing changes.
+    let before = s.clock.persisted();
     if let Some(ms) = set {
         s.clock.set_ms(ms);
     }
@@ -95,6 +98,14 @@ pub async fn post_clock(State(s): State<Shared>, body: Bytes) -> Response {
     }
     if let Some(a) = c.advance_ms {
         s.clock.advance_ms(a);
+    }
+    let now = s.clock.now_ms();
+    if !(0..=crate::clock::LAST_MS).contains(&now) {
+        s.clock.restore(before.0, before.1);
+        return ApiError::validation(vec![format!(
+            "clock: out of range: the change would put it at {now} ms, outside 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z"
+        )])
+        .into_response();
     }
     clock_json(&s)
 }
