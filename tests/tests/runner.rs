@@ -294,7 +294,13 @@ async fn control_characters_in_an_answer_or_a_name_do_not_reach_the_reports_as_t
     let failure = doc.descendants().find(|n| n.has_tag_name("failure")).unwrap();
     let text = failure.text().unwrap();
     assert!(text.contains("hello \\u{1b}[31mred\\u{1b}[0m \\u{0} \\u{8} \\u{202e}txt.exe end"), "{text}");
-    for out in [xml.clone(), report::terminal(&reports), report::failure_detail(&reports[0]).unwrap(), report::html(&reports)] {
+    // The JSON report keeps what was received, every control character escaped (serde_json leaves U+202E,
+    // DEL and the C1 controls as they are; the report escapes them too).
+    let json = report::json(&reports);
+    assert!(json.contains("\\u202etxt.exe"), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(serde_json::to_string(&v).unwrap().contains("\u{202e}txt.exe"), "decoded, it is the character again");
+    for out in [xml.clone(), json, report::terminal(&reports), report::failure_detail(&reports[0]).unwrap(), report::html(&reports)] {
         assert!(!out.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}'), "{out:?}");
     }
 }

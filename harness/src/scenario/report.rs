@@ -201,8 +201,17 @@ pub fn junit(rs: &[ScenarioReport]) -> String {
 /// The whole run as JSON.
 pub fn json(rs: &[ScenarioReport]) -> String {
     let t = totals(rs);
-    serde_json::to_string_pretty(&serde_json::json!({"passed": t.passed, "failed": t.failed, "skipped": t.skipped, "recommended_not_met": t.not_met, "scenarios": rs}))
-        .unwrap_or_else(|_| "{}".into())
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({"passed": t.passed, "failed": t.failed, "skipped": t.skipped, "recommended_not_met": t.not_met, "scenarios": rs}))
+            .unwrap_or_else(|_| "{}".into());
+    // serde_json escapes only the controls below U+0020; DEL, the C1 controls (U+009B starts a terminal
+    // escape sequence) and the bidirectional overrides are escaped too, so `cat run.json` shows them as
+    // text. They can only stand inside strings, where `\uXXXX` decodes to the same character.
+    let hidden = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return text;
+    }
+    text.chars().map(|c| if hidden(c) { format!("\\u{:04x}", c as u32) } else { c.to_string() }).collect()
 }
 
 fn ms_of(v: &Value, key: &str) -> Option<i64> {
