@@ -602,12 +602,8 @@ pub fn lock(path: &Path) -> anyhow::Result<FileLock> {
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
     let lock_path = path.with_file_name(format!(".{name}.lock"));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let file =
-        o.open(&lock_path).map_err(|e| anyhow!("state file {}: cannot create its lock {}: {e}", path.display(), lock_path.display()))?;
+    let file = open_private(&lock_path, false)
+        .map_err(|e| anyhow!("state file {}: cannot create its lock {}: {e}", path.display(), lock_path.display()))?;
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
@@ -623,17 +619,23 @@ pub fn lock(path: &Path) -> anyhow::Result<FileLock> {
     Ok(FileLock { _file: file })
 }
 
+/// Opens `path` for writing, created readable by its owner only (mode 0600: the state holds private keys
+/// and tokens); `truncate` empties an existing file.
+fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new one: a
 /// temporary file in the same folder (mode 0600), `fsync`, `rename` over the target, `fsync` of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(&tmp)?;
+        let mut f = open_private(&tmp, true)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

@@ -773,3 +773,53 @@ pub fn children_of(pid: u32) -> Vec<i32> {
         .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
         .collect()
 }
+
+/// Waits until every process of `pids` has ended (a zombie, ended but not yet reaped, counts), for at most
+/// `timeout`, without polling: a pidfd per process (Linux 5.3+), which the kernel makes readable when the
+/// process ends. Returns the ones still running at the timeout.
+pub fn wait_ended(pids: &[i32], timeout: std::time::Duration) -> Vec<i32> {
+    let mut left: Vec<(i32, i32)> = pids
+        .iter()
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1 (a process already
+        // gone is ESRCH: nothing to wait for).
+        .filter_map(|&p| {
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, p, 0) };
+            if fd < 0 {
+                let e = std::io::Error::last_os_error();
+                assert_eq!(e.raw_os_error(), Some(libc::ESRCH), "pidfd_open({p}): {e}");
+                return None;
+            }
+            Some((p, fd as i32))
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + timeout;
+    while !left.is_empty() {
+        let rest = deadline.saturating_duration_since(std::time::Instant::now());
+        if rest.is_zero() {
+            break;
+        }
+        let mut fds: Vec<libc::pollfd> = left.iter().map(|&(_, fd)| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+        // SAFETY: poll reads and writes the array it is given, of the length given.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, rest.as_millis().min(i32::MAX as u128) as i32) };
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+        let mut still = Vec::new();
+        for (p, (pid, fd)) in fds.iter().zip(left) {
+            if p.revents != 0 {
+                // SAFETY: the descriptor was opened above and is closed once.
+                unsafe { libc::close(fd) };
+            } else {
+                still.push((pid, fd));
+            }
+        }
+        left = still;
+    }
+    left.into_iter()
+        .map(|(pid, fd)| {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+            pid
+        })
+        .collect()
+}

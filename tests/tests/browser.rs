@@ -428,6 +428,10 @@ impl Sidecar {
 
     /// Chromium processes the sidecar's chromedriver has running (its process group, but itself).
     fn browsers(&self) -> usize {
+        self.browser_pids().len()
+    }
+
+    fn browser_pids(&self) -> Vec<i32> {
         let pgid = self.child.id().to_string();
         std::fs::read_dir("/proc")
             .expect("/proc")
@@ -438,16 +442,17 @@ impl Sidecar {
             // pid (comm) state ppid pgrp …; comm may hold spaces, so fields are counted after the last ')'.
             .filter(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)) == Some(pgid.as_str()))
             .filter(|stat| !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-            .count()
+            .filter_map(|stat| stat.split_whitespace().next()?.parse().ok())
+            .collect()
     }
 
-    /// Waits (real time, the browser's) until the sidecar has no Chromium left: its sessions were deleted.
+    /// Waits (real time, the browser's) until the sidecar has no Chromium left: its sessions were deleted
+    /// and chromedriver quit them (real processes: waited for by their pidfds, not slept on).
     async fn assert_no_browser_left(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while self.browsers() > 0 {
-            assert!(std::time::Instant::now() < deadline, "the sidecar still runs {} Chromium processes", self.browsers());
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let pids = self.browser_pids();
+        let left = tokio::task::spawn_blocking(move || tests::wait_ended(&pids, std::time::Duration::from_secs(15))).await.unwrap();
+        assert_eq!(left, Vec::<i32>::new(), "the sidecar still runs these Chromium processes");
+        assert_eq!(self.browsers(), 0, "the sidecar started no other Chromium meanwhile");
     }
 
     /// The sidecar itself still runs and takes new sessions: nothing of it was killed.
@@ -734,16 +739,10 @@ fn an_interrupted_run_leaves_no_chromedriver_or_chromium_behind() {
         std::io::Read::read_to_string(h.stderr.as_mut().unwrap(), &mut err).unwrap();
         assert_eq!(status.code(), Some(128 + sig), "signal {sig}: {err}");
         assert!(err.contains("harness: interrupted; the browsers it had open were ended"), "{err}");
-        // Killed processes are gone once the kernel has torn them down (real time, briefly).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !live_in_group(driver).is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "signal {sig}: still running in chromedriver's group: {:?}",
-                live_in_group(driver)
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        // Killed processes end once the kernel has torn them down (real processes: waited for, not slept on).
+        let left = tests::wait_ended(&live_in_group(driver), std::time::Duration::from_secs(10));
+        assert_eq!(left, Vec::<i32>::new(), "signal {sig}: still running in chromedriver's group");
+        assert_eq!(live_in_group(driver), Vec::<i32>::new(), "signal {sig}: nothing else started in the group");
         assert_eq!(dirs(h.id()), Vec::<String>::new(), "signal {sig}: the temporary directory was removed");
     }
 }
